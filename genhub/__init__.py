@@ -1,0 +1,24 @@
+"""genhub: small image generative models (VAEs and GANs) that are Hugging Face Hub citizens."""
+
+from .data import DATASETS, DatasetError, ImageData, load_images
+from .hub import GenModel, ModelLoadError, PushError, load_model, push_folder
+from .images import grid_image, make_grid, to_pil
+from .vae import GenVAE
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DATASETS",
+    "DatasetError",
+    "GenModel",
+    "GenVAE",
+    "ImageData",
+    "ModelLoadError",
+    "PushError",
+    "grid_image",
+    "load_images",
+    "load_model",
+    "make_grid",
+    "push_folder",
+    "to_pil",
+]

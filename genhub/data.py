@@ -1,0 +1,269 @@
+"""The data layer: a dataset name, Hub id or local path in, a uint8 image tensor out.
+
+    >>> data = load_images("mnist", split="train")          # ylecun/mnist on the Hub
+    >>> data = load_images("../shared/data/mnist")          # the same, from a local folder
+    >>> data.images.shape, data.images.dtype
+    (torch.Size([60000, 1, 28, 28]), torch.uint8)
+
+Images stay uint8 (N, C, H, W) until they reach the training device, where the trainer
+scales them; that keeps 60k MNIST digits at 47 MB and lets a whole dataset live on a GPU.
+
+Offline, set GENHUB_DATA_DIR to a folder holding the datasets in Hub layout (one
+sub-folder per dataset, e.g. ../shared/data/mnist) and the short names resolve there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+
+class DatasetError(ValueError):
+    """A dataset name, id or path that cannot be turned into images."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    hub_id: str
+    local_name: str  # folder name under GENHUB_DATA_DIR
+    description: str
+    config: str | None = None
+    image_size: int | None = None  # native size, used when the caller does not ask for one
+    channels: int | None = None
+    binarize: bool = False
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec("ylecun/mnist", "mnist", "MNIST digits, 28x28 grey, labelled", image_size=28, channels=1),
+    "binarized-mnist": DatasetSpec(
+        "binarized_mnist", "binarized_mnist",
+        "statically binarized MNIST (Larochelle & Murray 2011), 28x28, pixels 0/255",
+        image_size=28, channels=1, binarize=True,
+    ),
+    "svhn": DatasetSpec(
+        "ufldl-stanford/svhn", "svhn_sample", "SVHN cropped digits, 32x32 RGB",
+        config="cropped_digits", image_size=32, channels=3,
+    ),
+    "anime-faces": DatasetSpec("huggan/anime-faces", "anime_faces", "anime face illustrations, RGB", image_size=64, channels=3),
+    "comic-faces": DatasetSpec("huggan/cartoon-faces", "cartoon_faces", "HugGAN cartoon faces, RGB", image_size=64, channels=3),
+}
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+DATA_SUFFIXES = {".parquet", ".arrow", ".csv", ".json", ".jsonl"} | IMAGE_SUFFIXES
+
+
+@dataclass
+class ImageData:
+    """Images as uint8 (N, C, H, W), labels as int64 (N,) when the source has them."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    source: str
+    split: str
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+
+def accepted_sources() -> str:
+    names = "\n".join(f"  {name:<16} {spec.description} (Hub: {spec.hub_id})" for name, spec in DATASETS.items())
+    return (
+        f"Accepted dataset names:\n{names}\n"
+        "or a Hub dataset id (owner/name), or a local folder of parquet files or images "
+        "(set GENHUB_DATA_DIR to a folder holding the named datasets to work offline)."
+    )
+
+
+def load_images(
+    source: str | os.PathLike,
+    split: str = "train",
+    image_size: int | None = None,
+    channels: int | None = None,
+    binarize: bool | None = None,
+    limit: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> ImageData:
+    """Load a dataset as uint8 image tensors ready for training.
+
+    source: a short name (see `DATASETS`), a Hub id, or a local folder or file.
+    image_size: square side to resize to (center-cropping non-square images first);
+        the dataset's native size when None.
+    channels: 1 (grey) or 3 (RGB); the dataset's own when None. RGBA is composited on white.
+    binarize: threshold at 128 to {0, 255}; on by default for binarized datasets.
+    limit: keep only the first `limit` examples (for quick runs and tests).
+    cache_dir: decoded tensors are cached here (default ~/.cache/genhub) keyed by source,
+        split and options, so the second load of a dataset skips image decoding.
+    """
+    spec = DATASETS.get(str(source).lower())
+    image_size = image_size or (spec.image_size if spec else None)
+    channels = channels or (spec.channels if spec else None)
+    binarize = (spec.binarize if spec else False) if binarize is None else binarize
+    if channels not in (None, 1, 3):
+        raise DatasetError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
+    if image_size is not None and image_size < 4:
+        raise DatasetError(f"image_size must be at least 4 pixels, got {image_size}")
+
+    location, config = _resolve(source, spec)
+    cache = _cache_path(cache_dir, location, config, split, image_size, channels, binarize, limit)
+    if cache is not None and cache.exists():
+        cached = torch.load(cache, weights_only=True)
+        return ImageData(cached["images"], cached.get("labels"), str(source), split)
+
+    dataset = _load_split(location, config, split, source)
+    if limit is not None:
+        dataset = dataset.select(range(min(limit, len(dataset))))
+    image_column = _image_column(dataset, source)
+    images = _decode_column(dataset, image_column, image_size, channels, source)
+    if binarize:
+        images = torch.where(images >= 128, 255, 0).to(torch.uint8)
+    labels = None
+    if "label" in dataset.column_names:
+        labels = torch.as_tensor(np.asarray(dataset["label"], dtype=np.int64))
+
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache.with_suffix(".tmp")
+        torch.save({"images": images, "labels": labels}, temporary)
+        temporary.replace(cache)  # atomic: a crashed save never leaves a half-written cache
+    return ImageData(images, labels, str(source), split)
+
+
+def _resolve(source, spec: DatasetSpec | None) -> tuple[str, str | None]:
+    """Where to load from: a local path, or a Hub id with its config."""
+    path = Path(os.path.expanduser(str(source)))
+    if path.exists():
+        return str(path.resolve()), None
+    if spec is not None:
+        data_dir = os.environ.get("GENHUB_DATA_DIR")
+        if data_dir and (Path(data_dir) / spec.local_name).is_dir():
+            return str((Path(data_dir) / spec.local_name).resolve()), None
+        return spec.hub_id, spec.config
+    text = str(source)
+    if not HUB_ID.fullmatch(text):
+        raise DatasetError(f"Unknown dataset {text!r}: no such name and no such local path.\n{accepted_sources()}")
+    return text, None
+
+
+def _load_split(location: str, config: str | None, split: str, source):
+    import datasets
+
+    path = Path(location)
+    arguments: dict = {"path": location, "name": config}
+    if path.is_dir() and not any(p.suffix.lower() in DATA_SUFFIXES for p in path.rglob("*")):
+        raise DatasetError(f"{source!r} holds no parquet, arrow, csv, json or image files.\n{accepted_sources()}")
+    if path.is_file():  # one file: pick the builder from its suffix
+        suffix = path.suffix.lower()
+        if suffix not in DATA_SUFFIXES:
+            raise DatasetError(f"{source!r} is not a dataset file (expected one of {sorted(DATA_SUFFIXES)}).")
+        builder = "imagefolder" if suffix in IMAGE_SUFFIXES else {".jsonl": "json"}.get(suffix, suffix[1:])
+        arguments = {"path": builder, "data_files": {split: str(path)}}
+    try:
+        dataset_dict = datasets.load_dataset(**arguments)
+    except Exception as error:  # datasets raises many types: missing repo, offline, bad files
+        hint = "" if path.exists() else (
+            "\nThe Hugging Face Hub could not be reached or has no such dataset. Offline, point "
+            "GENHUB_DATA_DIR at a folder of local datasets or pass a local path."
+        )
+        raise DatasetError(f"Could not load dataset {source!r} ({location}): {type(error).__name__}: {error}{hint}") from error
+    if split not in dataset_dict:
+        raise DatasetError(f"Dataset {source!r} has no split {split!r}; it has {sorted(dataset_dict)}.")
+    return dataset_dict[split]
+
+
+def _image_column(dataset, source) -> str:
+    import datasets
+
+    for name, feature in dataset.features.items():
+        if isinstance(feature, datasets.Image):
+            return name
+    for name in ("image", "img", "images"):
+        if name in dataset.column_names:
+            return name
+    raise DatasetError(f"Dataset {source!r} has no image column (columns: {dataset.column_names}).")
+
+
+def _decode_column(dataset, column: str, image_size: int | None, channels: int | None, source) -> torch.Tensor:
+    import datasets
+
+    if isinstance(dataset.features[column], datasets.Image):
+        dataset = dataset.cast_column(column, datasets.Image(decode=False))
+    raw = dataset[column]
+    if not raw:
+        raise DatasetError(f"Dataset {source!r} is empty.")
+    first = _open(raw[0], source, 0)
+    channels = channels or (1 if first.mode in ("1", "L", "I", "I;16", "F") else 3)
+    image_size = image_size or _square_side(first)
+    out = np.empty((len(raw), image_size, image_size, channels), dtype=np.uint8)
+    for index, item in enumerate(raw):
+        image = first if index == 0 else _open(item, source, index)
+        out[index] = np.asarray(prepare_image(image, image_size, channels)).reshape(image_size, image_size, channels)
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+def _open(item, source, index: int) -> Image.Image:
+    try:
+        if isinstance(item, Image.Image):
+            return item
+        if isinstance(item, dict):
+            if item.get("bytes"):
+                return Image.open(io.BytesIO(item["bytes"]))
+            return Image.open(item["path"])
+        return Image.open(item)
+    except (UnidentifiedImageError, OSError) as error:
+        raise DatasetError(f"Dataset {source!r}: example {index} is not a readable image ({error}).") from error
+
+
+def _square_side(image: Image.Image) -> int:
+    return min(image.size)
+
+
+def prepare_image(image: Image.Image, size: int, channels: int) -> Image.Image:
+    """Any PIL image -> `size`x`size`, grey (channels=1) or RGB (channels=3).
+
+    Transparent images are composited on white; non-square ones are center-cropped to a
+    square first so faces and digits keep their aspect ratio.
+    """
+    if image.mode in ("RGBA", "LA", "P", "PA"):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    if image.mode in ("I", "I;16", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = array.max() or 1.0
+        image = Image.fromarray((array / peak * 255).astype(np.uint8))
+    image = image.convert("L" if channels == 1 else "RGB")
+    width, height = image.size
+    if width != height:
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.BICUBIC if size > min(width, height) else Image.LANCZOS)
+    return image
+
+
+def _cache_path(cache_dir, location, config, split, image_size, channels, binarize, limit) -> Path | None:
+    if os.environ.get("GENHUB_NO_CACHE"):
+        return None
+    stamp = ""
+    path = Path(location)
+    if path.exists():  # a local source: key on its files' sizes and times so edits invalidate the cache
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        stamp = "|".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+    key = repr((location, config, split, image_size, channels, binarize, limit, stamp))
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    root = Path(cache_dir or os.environ.get("GENHUB_CACHE", Path.home() / ".cache" / "genhub"))
+    return root / "images" / f"{digest}.pt"

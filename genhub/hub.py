@@ -1,0 +1,232 @@
+"""The base class every genhub model shares, and the Hub plumbing around it.
+
+A genhub model is a `torch.nn.Module` whose constructor arguments are its config
+(diffusers style): `save_pretrained` writes `model.safetensors`, `config.json` and a model
+card rendered from `model_cards/<family>.md`; `from_pretrained` rebuilds the model from
+the config and loads the weights strictly, from a local folder or the Hub (cache).
+
+Every model maps a latent code to images in [0, 1] with `decode(z)` and draws from its
+prior with `sample(n, seed)`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin
+from huggingface_hub import constants as hub_constants
+
+from .images import grid_image, to_pil
+
+REPO_URL = "https://github.com/genhub/genhub"
+CONFIG_NAME = hub_constants.CONFIG_NAME
+WEIGHTS_NAME = hub_constants.SAFETENSORS_SINGLE_FILE
+CLASS_KEY = "genhub_class"  # extra config.json key naming the class, for `load_model`
+
+_TEMPLATE_DIRS = (Path(__file__).parent / "model_cards", Path(__file__).parent.parent / "model_cards")
+
+
+class ModelLoadError(OSError):
+    """A model folder or Hub id that cannot be turned back into a model."""
+
+
+class PushError(RuntimeError):
+    """A push to the Hub that could not be done; the local save is untouched."""
+
+
+def read_card_template(family: str) -> str:
+    """The card template `model_cards/<family>.md` (also found inside an installed wheel)."""
+    for folder in _TEMPLATE_DIRS:
+        path = folder / f"{family}.md"
+        if path.exists():
+            return path.read_text(encoding="utf-8")
+    raise FileNotFoundError(f"model card template {family}.md not found in {[str(d) for d in _TEMPLATE_DIRS]}")
+
+
+MODEL_CLASSES: dict[str, type["GenModel"]] = {}
+
+
+class GenModel(
+    torch.nn.Module,
+    PyTorchModelHubMixin,
+    library_name="genhub",
+    tags=["genhub", "image-generation"],
+    pipeline_tag="unconditional-image-generation",
+    license="mit",
+    repo_url=REPO_URL,
+):
+    """Shared interface: `latent_dim`, `image_shape`, `decode(z)`, `sample(n, seed)`."""
+
+    latent_dim: int
+    image_shape: tuple[int, int, int]
+    card_family: ClassVar[str] = "generic"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        MODEL_CLASSES[cls.__name__] = cls
+
+    # -- generation -------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent codes (N, latent_dim) -> images (N, C, H, W) in [0, 1]."""
+        raise NotImplementedError
+
+    def sample_latent(self, n: int, seed: int | None = None) -> torch.Tensor:
+        """n draws from the prior N(0, I); the same seed always gives the same codes."""
+        _check_count(n)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
+        """n images in [0, 1], shape (n, C, H, W)."""
+        was_training = self.training
+        self.eval()
+        images = self.decode(self.sample_latent(n, seed))
+        self.train(was_training)
+        return images
+
+    # -- images -------------------------------------------------------------------------
+    to_pil = staticmethod(to_pil)
+
+    @staticmethod
+    def grid(images: torch.Tensor, nrow: int | None = None, scale: int = 1):
+        """A PIL image tiling a batch of images."""
+        return grid_image(images, nrow=nrow, scale=scale)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # -- Hub ----------------------------------------------------------------------------
+    def save_pretrained(self, save_directory, *, config: dict | None = None, model_card_kwargs: dict | None = None, **kwargs):
+        """Write weights, config and a fresh model card (an older card in the folder is replaced)."""
+        card = Path(save_directory) / "README.md"
+        if card.exists():
+            card.unlink()
+        config = dict(config or self._hub_mixin_config or {})
+        config[CLASS_KEY] = type(self).__name__
+        return super().save_pretrained(save_directory, config=config, model_card_kwargs=model_card_kwargs, **kwargs)
+
+    def generate_model_card(self, *args, **context) -> ModelCard:
+        """Render `model_cards/<family>.md`; `context` fills its placeholders (dataset, metrics, ...)."""
+        data = ModelCardData(**self._hub_mixin_info.model_card_data.to_dict())
+        if context.get("dataset_id"):
+            data.datasets = [context["dataset_id"]]
+        if context.get("eval_results"):
+            data.eval_results = context["eval_results"]
+            data.model_name = context.get("model_name", type(self).__name__)
+        return ModelCard.from_template(
+            card_data=data,
+            template_str=read_card_template(self.card_family),
+            repo_url=self._hub_mixin_info.repo_url,
+            class_name=type(self).__name__,
+            config=self._hub_mixin_config or {},
+            num_parameters=self.num_parameters(),
+            **context,
+        )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *, strict: bool = True, **kwargs):
+        """Load from a local folder or a Hub id; weights must match the config exactly (strict).
+
+        Errors name the file at fault: a missing or corrupt config.json, missing or corrupt
+        weights, weights of another shape, or a Hub that cannot be reached.
+        """
+        source = str(pretrained_model_name_or_path)
+        if os.path.isdir(source):
+            _check_local_folder(Path(source))
+        elif os.path.exists(source):
+            raise ModelLoadError(f"{source} is a file; pass the folder that holds config.json and {WEIGHTS_NAME}.")
+        try:
+            return super().from_pretrained(source, strict=strict, **kwargs)
+        except ModelLoadError:
+            raise
+        except Exception as error:
+            raise ModelLoadError(_explain_load_error(cls, source, error)) from error
+
+
+def _check_local_folder(folder: Path) -> None:
+    config = folder / CONFIG_NAME
+    if not config.exists():
+        raise ModelLoadError(f"{folder} has no {CONFIG_NAME}; it is not a saved genhub model.")
+    try:
+        json.loads(config.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelLoadError(f"{config} is corrupt (not valid JSON: {error}).") from error
+    if not (folder / WEIGHTS_NAME).exists():
+        raise ModelLoadError(f"{folder} has {CONFIG_NAME} but no weights file {WEIGHTS_NAME}.")
+
+
+def _explain_load_error(cls, source: str, error: Exception) -> str:
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError
+
+    name = type(error).__name__
+    if isinstance(error, (LocalEntryNotFoundError, OfflineModeIsEnabled)):
+        return (
+            f"{source!r} is neither a local folder nor in the Hub cache, and the Hub cannot be reached "
+            f"({name}). Download it once with network access, or pass a local folder."
+        )
+    if isinstance(error, RepositoryNotFoundError):
+        return f"No model {source!r} on the Hub (or it is private and no token was given)."
+    if isinstance(error, TypeError):
+        return f"{CONFIG_NAME} of {source!r} does not fit {cls.__name__}: {error}"
+    if isinstance(error, RuntimeError) and ("size mismatch" in str(error) or "Missing key" in str(error) or "Unexpected key" in str(error)):
+        return f"The weights of {source!r} do not match its {CONFIG_NAME} for {cls.__name__}: {error}"
+    if "safetensor" in name.lower() or "header" in str(error).lower():
+        return f"The weights file of {source!r} is corrupt: {error}"
+    return f"Could not load {cls.__name__} from {source!r}: {name}: {error}"
+
+
+def load_model(source, **kwargs) -> GenModel:
+    """Load any genhub model, picking its class from config.json's `genhub_class`."""
+    source = str(source)
+    if os.path.isdir(source):
+        _check_local_folder(Path(source))
+        config = json.loads((Path(source) / CONFIG_NAME).read_text(encoding="utf-8"))
+    else:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            config = json.loads(Path(hf_hub_download(source, CONFIG_NAME)).read_text(encoding="utf-8"))
+        except Exception as error:
+            raise ModelLoadError(_explain_load_error(GenModel, source, error)) from error
+    class_name = config.get(CLASS_KEY)
+    if class_name not in MODEL_CLASSES:
+        raise ModelLoadError(f"{source!r}: config.json names no known genhub class ({class_name!r}); known: {sorted(MODEL_CLASSES)}")
+    return MODEL_CLASSES[class_name].from_pretrained(source, **kwargs)
+
+
+def push_folder(folder, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
+    """Upload a saved model folder (weights, config, card, sample images) to `repo_id`.
+
+    Raises PushError with what to do when there is no token or no network; the folder
+    itself is never touched.
+    """
+    from huggingface_hub import HfApi, get_token
+
+    token = token or get_token()
+    if hub_constants.HF_HUB_OFFLINE:
+        raise PushError(f"HF_HUB_OFFLINE is set, so nothing was pushed. The model is saved in {folder}.")
+    if not token:
+        raise PushError(
+            f"No Hugging Face token: run `hf auth login` or set HF_TOKEN, then push again. The model is saved in {folder}."
+        )
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message="Upload genhub model")
+    except Exception as error:  # network errors come in many types (requests, httpx, HfHubHTTPError)
+        raise PushError(f"Push to {repo_id} failed ({type(error).__name__}: {error}). The model is saved in {folder}.") from error
+    return str(getattr(commit, "commit_url", repo_id))
+
+
+def _check_count(n) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"the number of samples must be a positive integer, got {n!r}")

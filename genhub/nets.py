@@ -1,0 +1,111 @@
+"""Network building blocks shared by the VAEs and the GANs.
+
+The conv decoder doubles as the DCGAN generator and the conv encoder as the DCGAN
+discriminator body, so a VAE decoder can seed a GAN generator weight for weight.
+Sizes: any square image whose side halves down to at most 7 (28 -> 14 -> 7,
+32 -> ... -> 4, 64 -> ... -> 4).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def base_side(side: int) -> int:
+    """The spatial size a conv stack starts from (decoder) or ends at (encoder)."""
+    while side % 2 == 0 and side > 7:
+        side //= 2
+    return side
+
+
+def num_doublings(side: int) -> int:
+    return int(math.log2(side // base_side(side)))
+
+
+def check_image_shape(image_shape) -> tuple[int, int, int]:
+    shape = tuple(int(s) for s in image_shape)
+    if len(shape) != 3 or shape[0] not in (1, 3) or shape[1] != shape[2]:
+        raise ValueError(f"image_shape must be (channels 1 or 3, side, side), got {image_shape}")
+    if base_side(shape[1]) == shape[1]:
+        raise ValueError(f"image side {shape[1]} must halve at least once down to at most 7 (e.g. 28, 32, 64)")
+    return shape
+
+
+def mlp(sizes: list[int], activation=nn.SiLU, norm: bool = False) -> nn.Sequential:
+    """Linear layers of the given sizes with an activation between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(fan_in, fan_out))
+        if index < len(sizes) - 2:
+            if norm:
+                layers.append(nn.BatchNorm1d(fan_out))
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+class ConvDecoder(nn.Module):
+    """z -> (C, H, W) pre-activation outputs: a linear map to a small feature map, then
+    stride-2 transposed convs that halve the channels and double the side (DCGAN)."""
+
+    def __init__(self, latent_dim: int, image_shape, width: int = 64, batch_norm: bool = True):
+        super().__init__()
+        channels, side, _ = check_image_shape(image_shape)
+        steps = num_doublings(side)
+        start = base_side(side)
+        top = width * 2 ** (steps - 1)
+        self.start_shape = (top, start, start)
+        self.project = nn.Sequential(
+            nn.Linear(latent_dim, top * start * start),
+            nn.Unflatten(1, self.start_shape),
+            nn.BatchNorm2d(top) if batch_norm else nn.Identity(),
+            nn.ReLU(),
+        )
+        blocks: list[nn.Module] = []
+        for step in range(steps - 1):
+            fan_in = top // 2**step
+            blocks += [
+                nn.ConvTranspose2d(fan_in, fan_in // 2, 4, 2, 1, bias=not batch_norm),
+                nn.BatchNorm2d(fan_in // 2) if batch_norm else nn.Identity(),
+                nn.ReLU(),
+            ]
+        blocks.append(nn.ConvTranspose2d(width, channels, 4, 2, 1))
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.project(z))
+
+
+class ConvEncoder(nn.Module):
+    """(C, H, W) -> features: stride-2 convs doubling the channels, then a linear map to
+    `out_features`. `norm` is "batch", "layer" (per-sample, safe with gradient penalties) or "none"."""
+
+    def __init__(self, image_shape, out_features: int, width: int = 64, norm: str = "batch", activation=None):
+        super().__init__()
+        channels, side, _ = check_image_shape(image_shape)
+        steps = num_doublings(side)
+        end = base_side(side)
+        activation = activation or (lambda: nn.LeakyReLU(0.2))
+        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), activation()]
+        fan_in = width
+        for _ in range(steps - 1):
+            layers += [nn.Conv2d(fan_in, fan_in * 2, 4, 2, 1, bias=norm == "none"), _norm2d(norm, fan_in * 2), activation()]
+            fan_in *= 2
+        layers += [nn.Flatten(), nn.Linear(fan_in * end * end, out_features)]
+        self.layers = nn.Sequential(*layers)
+        self.feature_channels = fan_in
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def _norm2d(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be 'batch', 'layer' or 'none', got {kind!r}")

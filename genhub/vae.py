@@ -1,0 +1,153 @@
+"""GenVAE: a variational auto-encoder (Kingma & Welling 2014) as a Hub model.
+
+    q(z|x) = N(mu(x), diag sigma^2(x))       encoder, reparameterized
+    p(z)   = N(0, I)  or a VampPrior          (Tomczak & Welling 2018)
+    p(x|z) = Bernoulli(sigmoid(f(z)))         binary images (binarized MNIST)
+           | N(sigmoid(f(z)), sigma_c^2)      grey/RGB images, a learned scale per channel
+
+Log-likelihoods are in nats per example, summed over pixels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .hub import GenModel
+from .nets import ConvDecoder, ConvEncoder, check_image_shape, mlp
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+class GenVAE(GenModel):
+    card_family = "vae"
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        latent_dim: int = 32,
+        architecture: str = "mlp",
+        hidden_dims: tuple[int, ...] = (512, 256),
+        conv_width: int = 32,
+        likelihood: str = "bernoulli",
+        prior: str = "standard",
+        num_pseudo_inputs: int = 500,
+    ):
+        super().__init__()
+        if architecture not in ("mlp", "conv"):
+            raise ValueError(f"architecture must be 'mlp' or 'conv', got {architecture!r}")
+        if likelihood not in ("bernoulli", "gaussian"):
+            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}")
+        if prior not in ("standard", "vamp"):
+            raise ValueError(f"prior must be 'standard' or 'vamp', got {prior!r}")
+        if latent_dim < 1:
+            raise ValueError(f"latent_dim must be positive, got {latent_dim}")
+        self.image_shape = check_image_shape(image_shape)
+        self.latent_dim = latent_dim
+        self.likelihood = likelihood
+        self.prior = prior
+        pixels = math.prod(self.image_shape)
+        if architecture == "mlp":
+            hidden = list(hidden_dims)
+            self.encoder = nn.Sequential(nn.Flatten(), mlp([pixels, *hidden, 2 * latent_dim]))
+            self.decoder = nn.Sequential(mlp([latent_dim, *hidden[::-1], pixels]), nn.Unflatten(1, self.image_shape))
+        else:
+            self.encoder = ConvEncoder(self.image_shape, 2 * latent_dim, width=conv_width, norm="none", activation=nn.SiLU)
+            self.decoder = ConvDecoder(latent_dim, self.image_shape, width=conv_width, batch_norm=False)
+        if likelihood == "gaussian":
+            self.log_scale = nn.Parameter(torch.full((self.image_shape[0], 1, 1), math.log(0.1)))
+        if prior == "vamp":
+            # Pseudo-inputs live in logit space so that sigmoid keeps them valid images.
+            self.pseudo_inputs = nn.Parameter(torch.randn(num_pseudo_inputs, *self.image_shape) * 0.5 - 1.0)
+
+    # -- the model's pieces ----------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images in [0, 1] -> posterior mean and log-variance, each (N, latent_dim)."""
+        mean, log_var = self.encoder(x).chunk(2, dim=1)
+        return mean, log_var.clamp(-12, 8)
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent codes -> mean images in [0, 1] (Bernoulli probabilities or Gaussian means)."""
+        return torch.sigmoid(self.decode_logits(z))
+
+    def log_likelihood(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) per example, summed over pixels; `logits` broadcast over leading dims."""
+        if self.likelihood == "bernoulli":
+            log_p = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
+        else:
+            mean = torch.sigmoid(logits)
+            log_p = -0.5 * (((x - mean) / self.log_scale.exp()) ** 2 + LOG_2PI) - self.log_scale
+        return log_p.flatten(-3).sum(-1)
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z), summed over latent dimensions; z is (..., latent_dim)."""
+        if self.prior == "standard":
+            return _log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
+        mean, log_var = self.encode(torch.sigmoid(self.pseudo_inputs))  # (K, D)
+        per_component = _log_normal(z.unsqueeze(-2), mean, log_var)  # (..., K)
+        return torch.logsumexp(per_component, dim=-1) - math.log(len(mean))
+
+    def sample_latent(self, n: int, seed: int | None = None) -> torch.Tensor:
+        if self.prior == "standard":
+            return super().sample_latent(n, seed)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        component = torch.randint(len(self.pseudo_inputs), (n,), generator=generator)
+        eps = torch.randn(n, self.latent_dim, generator=generator).to(self.device)
+        mean, log_var = self.encode(torch.sigmoid(self.pseudo_inputs[component.to(self.device)]))
+        return mean + (0.5 * log_var).exp() * eps
+
+    # -- bounds ------------------------------------------------------------------------
+    def elbo(self, x: torch.Tensor, eps: torch.Tensor | None = None, kl_weight: float = 1.0) -> torch.Tensor:
+        """Per-example evidence lower bound in nats, one reparameterized sample.
+
+        eps: the N(0, I) draws to use (N, latent_dim); fresh ones when None. The KL term is
+        analytic for the standard prior and a one-sample estimate for the VampPrior.
+        kl_weight scales the KL term (beta-VAE); 1 gives the true bound.
+        """
+        mean, log_var = self.encode(x)
+        if eps is None:
+            eps = torch.randn_like(mean)
+        z = mean + (0.5 * log_var).exp() * eps
+        reconstruction = self.log_likelihood(x, self.decode_logits(z))
+        if self.prior == "standard":
+            kl = 0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var).sum(-1)
+        else:
+            kl = _log_normal(z, mean, log_var) - self.log_prior(z)
+        return reconstruction - kl_weight * kl
+
+    def iwae_bound(self, x: torch.Tensor, k: int, chunk: int = 100) -> torch.Tensor:
+        """Per-example importance-weighted bound log (1/k) sum_i p(x, z_i)/q(z_i|x) (Burda et al. 2016).
+
+        It is a lower bound on log p(x) that tightens as k grows; k=1 is the ELBO (with a
+        sampled KL). Samples are drawn `chunk` at a time to bound memory.
+        """
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        mean, log_var = self.encode(x)
+        std = (0.5 * log_var).exp()
+        log_weights = []
+        for start in range(0, k, chunk):
+            count = min(chunk, k - start)
+            z = mean + std * torch.randn(count, *mean.shape, device=x.device)  # (count, N, D)
+            logits = self.decode_logits(z.flatten(0, 1)).unflatten(0, (count, len(x)))
+            log_weights.append(self.log_likelihood(x, logits) + self.log_prior(z) - _log_normal(z, mean, log_var))
+        return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(k)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Decode the posterior mean: images in [0, 1]."""
+        return self.decode(self.encode(x)[0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The training loss: mean negative ELBO over the batch."""
+        return -self.elbo(x).mean()
+
+
+def _log_normal(z: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    return -0.5 * (LOG_2PI + log_var + (z - mean) ** 2 / log_var.exp()).sum(-1)
