@@ -1,6 +1,7 @@
 """genhub: small image generative models (VAEs and GANs) that are Hugging Face Hub citizens."""
 
 from .data import DATASETS, DatasetError, ImageData, load_images
+from .gan import GenDCGAN, GenGAN, GenWGAN
 from .hub import GenModel, ModelLoadError, PushError, load_model, push_folder
 from .images import grid_image, make_grid, to_pil
 from .vae import GenVAE
@@ -10,8 +11,11 @@ __version__ = "0.1.0"
 __all__ = [
     "DATASETS",
     "DatasetError",
+    "GenDCGAN",
+    "GenGAN",
     "GenModel",
     "GenVAE",
+    "GenWGAN",
     "ImageData",
     "ModelLoadError",
     "PushError",
