@@ -22,6 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
+import torch  # noqa: E402
+
 from genhub import DATASETS, DatasetError, load_images  # noqa: E402
 from genhub.gan import ARCHITECTURES, Critic, gan_class  # noqa: E402
 from genhub.objectives import OBJECTIVES, get_objective  # noqa: E402
@@ -48,6 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     optim.add_argument("--ema-decay", type=float, default=0.999)
     parser.add_argument("--resume", action="store_true", help=f"continue from --out/{CHECKPOINT_NAME} up to --epochs in total")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log files)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (on a busy shared CPU, 1 is often much faster than the default)")
     args = parser.parse_args(argv)
     check_push_arguments(parser, args)
     for name in ("epochs", "batch_size", "latent_dim", "width"):
@@ -120,6 +124,8 @@ def card_context(args, trainer: GANTrainer, num_train: int, device) -> dict:
 
 def main(argv=None) -> GANTrainer:
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     try:
         image_shape = None
