@@ -1,0 +1,391 @@
+"""What the Gradio Space does, without Gradio: model registry, input checks, actions.
+
+Every action takes a loaded model and plain Python values, checks them, and returns PIL
+images (or a GIF path); a value a user can get wrong raises `AppInputError` with a message
+meant for that user. `app.py` only wires these functions to widgets, which keeps them
+testable without a browser and shared by the UI and the API.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from . import latent
+from .data import prepare_image
+from .hub import CONFIG_NAME, GenModel, ModelLoadError, load_model
+from .images import grid_image, save_gif
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+NOT_GENERATIVE = {"evaluators"}  # weights/ folders that hold no generator (classifiers for metrics)
+HUB_ID_HELP = "a Hub model id looks like owner/name"
+
+MAX_SEED = 2**31 - 1
+MAX_SAMPLES = 64
+NUM_SLIDERS = 8  # leading latent dimensions shown as sliders
+SLIDER_LIMIT = 5.0  # |z_i| <= 5 covers a N(0, 1) code with probability 1 - 6e-7 per dimension
+MIN_STEPS, MAX_STEPS = 3, 16
+MAX_ROWS = 16
+MAX_HUB_MODELS = 4  # Hub models loaded at once; the oldest is dropped first
+DISPLAY_SIDE = 112  # images are upscaled (nearest) to at least this many pixels a side
+
+
+class AppInputError(ValueError):
+    """A value from the user that the app cannot use; the message says what to change."""
+
+
+# -- input checks ------------------------------------------------------------------------
+def check_int(value, name: str, low: int, high: int) -> int:
+    """An integer in [low, high]; floats are accepted only when whole (widgets send 3.0)."""
+    if isinstance(value, bool) or value is None:
+        raise AppInputError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise AppInputError(f"{name} must be a whole number from {low} to {high}, got {value!r}.") from None
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise AppInputError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
+        value = int(value)
+    if not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise AppInputError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
+    return int(value)
+
+
+def check_float(value, name: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise AppInputError(f"{name} must be a number from {low} to {high}, got {value!r}.") from None
+    if isinstance(value, bool) or not math.isfinite(number) or not low <= number <= high:
+        raise AppInputError(f"{name} must be a number from {low} to {high}, got {value!r}.")
+    return number
+
+
+def check_seed(value, name: str = "Seed") -> int:
+    return check_int(value, name, 0, MAX_SEED)
+
+
+def is_vae(model: GenModel) -> bool:
+    """VAE-only features (reconstruct, interpolate between images) need an encoder."""
+    return callable(getattr(model, "encode", None))
+
+
+# -- the models the app serves ------------------------------------------------------------
+def bundled_model_folders(weights_dir: Path | str = WEIGHTS_DIR) -> list[Path]:
+    """Top-level folders of `weights_dir` holding a config.json, minus non-generative ones."""
+    weights_dir = Path(weights_dir)
+    if not weights_dir.is_dir():
+        return []
+    return sorted(
+        folder for folder in weights_dir.iterdir()
+        if folder.is_dir() and folder.name not in NOT_GENERATIVE and (folder / CONFIG_NAME).is_file()
+    )
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class ModelRegistry:
+    """Loaded models by key ("bundled:<folder>" or "hub:<owner/name>"), with user-facing notices.
+
+    Bundled models are loaded at start-up, so a broken folder shows up as a notice instead of
+    an error on first use. Hub models come from GENHUB_MODELS or the UI; when one cannot be
+    loaded (no network, no such repo) the app keeps serving the bundled ones and says why.
+    """
+
+    weights_dir: Path = WEIGHTS_DIR
+    device: torch.device = field(default_factory=pick_device)
+    models: dict[str, GenModel] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+    _hub_order: deque = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def from_environment(cls, weights_dir: Path | str | None = None, hub_ids: str | None = None) -> "ModelRegistry":
+        """Bundled models from GENHUB_WEIGHTS_DIR (default weights/), Hub ids from GENHUB_MODELS (comma separated)."""
+        weights_dir = Path(weights_dir or os.environ.get("GENHUB_WEIGHTS_DIR") or WEIGHTS_DIR)
+        registry = cls(weights_dir=weights_dir)
+        for folder in bundled_model_folders(weights_dir):
+            registry._add_bundled(folder)
+        hub_ids = os.environ.get("GENHUB_MODELS", "") if hub_ids is None else hub_ids
+        for repo_id in filter(None, (part.strip() for part in hub_ids.split(","))):
+            registry.add_hub_model(repo_id)
+        if not registry.models:
+            registry.notices.append(
+                f"No model could be loaded: {weights_dir} has no model folders and no Hub model was reachable."
+            )
+        return registry
+
+    def _prepare(self, model: GenModel) -> GenModel:
+        return model.to(self.device).eval().requires_grad_(False)
+
+    def _add_bundled(self, folder: Path) -> None:
+        try:
+            model = self._prepare(load_model(folder))
+        except ModelLoadError as error:
+            self.notices.append(f"Bundled model `{folder.name}` was skipped: {error}")
+            return
+        key = f"bundled:{folder.name}"
+        self.models[key] = model
+        self.labels[key] = f"{folder.name} (bundled)"
+
+    def add_hub_model(self, repo_id: str) -> tuple[str | None, str]:
+        """Load a Hub model; returns (key or None, a message for the user)."""
+        from .data import HUB_ID
+
+        repo_id = (repo_id or "").strip()
+        if not HUB_ID.fullmatch(repo_id):
+            return None, f"`{repo_id}` is not a Hub model id ({HUB_ID_HELP})."
+        key = f"hub:{repo_id}"
+        if key in self.models:
+            return key, f"`{repo_id}` is already loaded."
+        try:
+            model = self._prepare(load_model(repo_id))
+        except ModelLoadError as error:
+            fallback = "the bundled models are still available" if self.bundled_keys() else "no bundled model is available"
+            notice = f"Could not load `{repo_id}` from the Hub, so {fallback}. {error}"
+            self.notices.append(notice)
+            return None, notice
+        with self._lock:
+            self.models[key] = model
+            self.labels[key] = f"{repo_id} (Hub)"
+            self._hub_order.append(key)
+            while len(self._hub_order) > MAX_HUB_MODELS:
+                dropped = self._hub_order.popleft()
+                self.models.pop(dropped, None)
+                self.labels.pop(dropped, None)
+        return key, f"Loaded `{repo_id}` from the Hub."
+
+    def bundled_keys(self) -> list[str]:
+        return [key for key in self.models if key.startswith("bundled:")]
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(label, key) pairs for a dropdown, bundled models first."""
+        return [(self.labels[key], key) for key in self.models]
+
+    def default_key(self) -> str | None:
+        return next(iter(self.models), None)
+
+    def get(self, key: str) -> GenModel:
+        model = self.models.get(key)
+        if model is None:
+            known = ", ".join(self.labels.values()) or "none"
+            raise AppInputError(f"Unknown model {key!r}. Available: {known}.")
+        return model
+
+    def describe(self, key: str) -> str:
+        model = self.get(key)
+        channels, height, width = model.image_shape
+        kind = "VAE (has an encoder: reconstruct and image interpolation available)" if is_vae(model) else "generator only"
+        return (
+            f"**{self.labels[key]}** · {type(model).__name__} · {kind} · latent dim {model.latent_dim} · "
+            f"{height}x{width} {'grey' if channels == 1 else 'RGB'} · {model.num_parameters():,} parameters"
+        )
+
+
+# -- drawing helpers ----------------------------------------------------------------------
+def display_scale(model: GenModel) -> int:
+    return max(1, math.ceil(DISPLAY_SIDE / model.image_shape[1]))
+
+
+@torch.no_grad()
+def decode(model: GenModel, z: torch.Tensor) -> torch.Tensor:
+    return model.decode(z.to(model.device)).float().clamp(0, 1).cpu()
+
+
+@torch.no_grad()
+def latent_codes(model: GenModel, n: int, seed: int) -> torch.Tensor:
+    return model.sample_latent(n, seed).float().cpu()
+
+
+def labelled_rows(images: torch.Tensor, labels: list[str], scale: int) -> Image.Image:
+    """A grid with one row per label, the label written in a left margin."""
+    grid = grid_image(images, nrow=len(images) // len(labels), scale=scale).convert("RGB")
+    margin = 56
+    canvas = Image.new("RGB", (grid.width + margin, grid.height), "white")
+    canvas.paste(grid, (margin, 0))
+    draw = ImageDraw.Draw(canvas)
+    row_height = grid.height / len(labels)
+    for row, label in enumerate(labels):
+        draw.text((4, row * row_height + row_height / 2 - 5), label, fill="black")
+    return canvas
+
+
+class GifFiles:
+    """GIFs for the UI, written to one temp folder; only the newest `keep` are kept on disk."""
+
+    def __init__(self, keep: int = 64):
+        self.folder = Path(tempfile.mkdtemp(prefix="genhub-app-"))
+        self.paths: deque[Path] = deque()
+        self.keep = keep
+        self._lock = threading.Lock()
+
+    def write(self, frames: list[Image.Image], duration_ms: int = 120) -> str:
+        path = self.folder / f"{uuid.uuid4().hex}.gif"
+        save_gif(frames, path, duration_ms=duration_ms)
+        with self._lock:
+            self.paths.append(path)
+            while len(self.paths) > self.keep:
+                self.paths.popleft().unlink(missing_ok=True)
+        return str(path)
+
+
+GIFS = GifFiles()
+
+
+# -- uploaded and drawn images ------------------------------------------------------------
+def image_from_widget(value) -> Image.Image | None:
+    """A PIL image from gr.Image (PIL / numpy / path) or gr.Sketchpad (dict with 'composite')."""
+    if isinstance(value, dict):
+        value = value.get("composite") if value.get("composite") is not None else value.get("background")
+    if value is None:
+        return None
+    if isinstance(value, Image.Image):
+        return value
+    if isinstance(value, np.ndarray):
+        return Image.fromarray(value)
+    if isinstance(value, (str, Path)):
+        try:
+            return Image.open(value)
+        except OSError as error:
+            raise AppInputError(f"The uploaded file is not a readable image ({error}).") from None
+    raise AppInputError(f"Expected an image, got {type(value).__name__}.")
+
+
+def image_to_model_input(model: GenModel, value, name: str = "image") -> torch.Tensor:
+    """Any uploaded or drawn image -> a (1, C, H, W) tensor in [0, 1] shaped like the model's data.
+
+    Size and mode are converted with `prepare_image`. For grey models (MNIST digits: light
+    ink on black, the digit scaled into the central 20x20 box) a drawing or photo with a light
+    background is inverted and its ink is cropped and centred the same way, so that a digit
+    drawn in black on the white sketchpad looks like the data the model learned.
+    """
+    image = image_from_widget(value)
+    if image is None:
+        raise AppInputError(f"Upload or draw an {name} first.")
+    channels, size, _ = model.image_shape
+    if channels == 1:
+        image = _digit_like_mnist(image, size)
+    array = np.asarray(prepare_image(image, size, channels), dtype=np.float32) / 255.0
+    array = array.reshape(size, size, channels)
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
+
+
+def _digit_like_mnist(image: Image.Image, size: int) -> Image.Image:
+    if image.mode in ("I", "I;16", "F"):  # 16-bit and float greys: let prepare_image rescale them
+        image = prepare_image(image, min(image.size), 1)
+    rgba = image.convert("RGBA")  # no crop here: the ink is located below, wherever it is
+    grey = np.asarray(Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("L"), dtype=np.float32)
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    if np.median(border) > 127:  # light background: dark ink on paper or on the sketchpad
+        grey = 255.0 - grey
+    ink = np.argwhere(grey > 40)
+    if len(ink) == 0:
+        raise AppInputError("The image is blank: draw a digit or upload a picture of one.")
+    (top, left), (bottom, right) = ink.min(0), ink.max(0) + 1
+    crop = Image.fromarray(grey[top:bottom, left:right].astype(np.uint8))
+    box = max(1, round(size * 20 / 28))  # MNIST: the digit fits a 20x20 box in a 28x28 image
+    ratio = box / max(crop.size)
+    crop = crop.resize((max(1, round(crop.width * ratio)), max(1, round(crop.height * ratio))), Image.LANCZOS)
+    canvas = Image.new("L", (size, size), 0)
+    canvas.paste(crop, ((size - crop.width) // 2, (size - crop.height) // 2))
+    return canvas
+
+
+# -- actions ------------------------------------------------------------------------------
+def sample_grid(model: GenModel, seed, count) -> Image.Image:
+    """`count` samples from the prior as one grid image (the same seed gives the same grid)."""
+    seed, count = check_seed(seed), check_int(count, "Number of images", 1, MAX_SAMPLES)
+    images = decode(model, latent_codes(model, count, seed))
+    return grid_image(images, scale=display_scale(model))
+
+
+def num_sliders(model: GenModel) -> int:
+    return min(NUM_SLIDERS, model.latent_dim)
+
+
+def slider_start(model: GenModel, seed) -> tuple[list[float], Image.Image]:
+    """The leading coordinates of a seed's latent code (clipped to the slider range) and its image."""
+    z = latent_codes(model, 1, check_seed(seed))[0]
+    values = [round(float(v), 2) for v in z[: num_sliders(model)].clamp(-SLIDER_LIMIT, SLIDER_LIMIT)]
+    return values, slider_redraw(model, seed, values)
+
+
+def slider_redraw(model: GenModel, seed, values) -> Image.Image:
+    """The seed's latent code with its leading coordinates replaced by the slider values."""
+    z = latent_codes(model, 1, check_seed(seed))
+    values = [check_float(v, f"Slider z[{i}]", -SLIDER_LIMIT, SLIDER_LIMIT) for i, v in enumerate(values)]
+    count = min(len(values), model.latent_dim)
+    z[0, :count] = torch.tensor(values[:count])
+    image = decode(model, z)
+    return grid_image(image, padding=0, scale=2 * display_scale(model))
+
+
+def _interpolation_outputs(model: GenModel, z_a, z_b, image_a, image_b, steps: int) -> tuple[Image.Image, str]:
+    t = latent.interpolation_weights(steps)
+    rows = torch.cat([
+        decode(model, latent.lerp(z_a, z_b, t)),
+        decode(model, latent.slerp(z_a, z_b, t)),
+        latent.cross_fade(image_a, image_b, t),
+    ])
+    scale = display_scale(model)
+    strip = labelled_rows(rows, ["lerp", "slerp", "pixels"], scale)
+    by_step = rows.unflatten(0, (3, steps)).transpose(0, 1)  # (steps, 3, C, H, W)
+    frames = [labelled_rows(frame, ["lerp", "slerp", "pixels"], scale) for frame in by_step]
+    return strip, GIFS.write(frames)
+
+
+def interpolate_seeds(model: GenModel, seed_a, seed_b, steps) -> tuple[Image.Image, str]:
+    """Seed A to seed B by lerp and slerp in latent space, and a pixel cross-fade of the ends."""
+    seed_a, seed_b = check_seed(seed_a, "Seed A"), check_seed(seed_b, "Seed B")
+    steps = check_int(steps, "Steps", MIN_STEPS, MAX_STEPS)
+    z_a, z_b = latent_codes(model, 1, seed_a)[0], latent_codes(model, 1, seed_b)[0]
+    ends = decode(model, torch.stack([z_a, z_b]))
+    return _interpolation_outputs(model, z_a, z_b, ends[0], ends[1], steps)
+
+
+def interpolate_images(model: GenModel, image_a, image_b, steps) -> tuple[Image.Image, str]:
+    """Two uploaded images, encoded to their posterior means (VAE only); the cross-fade blends the inputs."""
+    if not is_vae(model):
+        raise AppInputError(f"{type(model).__name__} has no encoder; interpolating between images needs a VAE.")
+    steps = check_int(steps, "Steps", MIN_STEPS, MAX_STEPS)
+    x = torch.cat([image_to_model_input(model, image_a, "image A"), image_to_model_input(model, image_b, "image B")])
+    with torch.no_grad():
+        z = model.encode(x.to(model.device))[0].float().cpu()
+    return _interpolation_outputs(model, z[0], z[1], x[0], x[1], steps)
+
+
+def perturbation_grid(model: GenModel, seed, first_dim, rows) -> Image.Image:
+    """Rows: latent dimensions first_dim.. ; columns: z_i + eps for eps in -5..4 (eps = 0 is the sample)."""
+    seed = check_seed(seed)
+    first_dim = check_int(first_dim, "First dimension", 0, model.latent_dim - 1)
+    rows = check_int(rows, "Rows", 1, MAX_ROWS)
+    dims = list(range(first_dim, min(first_dim + rows, model.latent_dim)))
+    z = latent_codes(model, 1, seed)[0]
+    images = decode(model, latent.perturbation_codes(z, dims))
+    return grid_image(images, nrow=len(latent.PERTURBATION_OFFSETS), scale=display_scale(model))
+
+
+def reconstruct(model: GenModel, image) -> Image.Image:
+    """[what the model sees | its reconstruction from the posterior mean], side by side."""
+    if not is_vae(model):
+        raise AppInputError(f"{type(model).__name__} has no encoder; reconstruction needs a VAE.")
+    x = image_to_model_input(model, image)
+    with torch.no_grad():
+        recon = model.decode(model.encode(x.to(model.device))[0]).float().clamp(0, 1).cpu()
+    return grid_image(torch.cat([x, recon]), nrow=2, scale=2 * display_scale(model))
