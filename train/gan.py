@@ -28,7 +28,7 @@ from genhub import DATASETS, DatasetError, load_images  # noqa: E402
 from genhub.gan import ARCHITECTURES, Critic, gan_class  # noqa: E402
 from genhub.objectives import OBJECTIVES, get_objective  # noqa: E402
 from genhub.trainer import CHECKPOINT_NAME, CheckpointError, GANTrainer, TrainingDiverged, TrainSettings, read_checkpoint  # noqa: E402
-from genhub.training import add_common_arguments, check_push_arguments, environment_summary, finish, pick_device, save_json  # noqa: E402
+from genhub.training import add_common_arguments, check_push_arguments, environment_summary, finish, pick_device, save_json, seed_everything  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -127,6 +127,7 @@ def main(argv=None) -> GANTrainer:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
+    seed_everything(args.seed)  # the networks' initial weights; the trainer reseeds every epoch
     try:
         image_shape = None
         if args.resume:
