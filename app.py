@@ -25,6 +25,7 @@ log = logging.getLogger("genhub.app")
 
 CONCURRENCY_LIMIT = int(os.environ.get("GENHUB_CONCURRENCY", "2"))  # one request per CPU core on a free Space
 QUEUE_SIZE = 64
+NEEDS_VAE = "Reconstruction needs a VAE (a model with an encoder): pick one in the Model menu above."
 CSS = ".pixelated img { image-rendering: pixelated; }"  # keep small images crisp when the browser scales them
 
 
@@ -138,19 +139,22 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
                     elem_id="explore-image", elem_classes="pixelated",
                 )
 
-            with gr.Tab("Reconstruct", id="reconstruct", visible=vae) as reconstruct_tab:
-                gr.Markdown("Draw a digit (or upload an image); the VAE encodes it and decodes the posterior mean.")
-                with gr.Row():
-                    sketch = gr.Sketchpad(
-                        label="Draw or upload", type="pil", image_mode="RGBA", sources=["upload", "clipboard"],
-                        canvas_size=(280, 280), brush=gr.Brush(default_size=12, colors=["#000000"], color_mode="fixed"),
-                        layers=False, elem_id="sketch",
-                    )
-                    reconstruction = gr.Image(
-                        label="Model input | reconstruction", format="png", type="pil", interactive=False,
-                        elem_id="reconstruction", elem_classes="pixelated",
-                    )
-                reconstruct_button = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct-button")
+            # The tab stays (Gradio 6.31 does not hide a tab's button on update); its content shows for VAEs only.
+            with gr.Tab("Reconstruct", id="reconstruct"):
+                needs_vae = gr.Markdown(NEEDS_VAE, visible=not vae, elem_id="needs-vae")
+                with gr.Group(visible=vae) as reconstruct_panel:
+                    gr.Markdown("Draw a digit (or upload an image); the VAE encodes it and decodes the posterior mean.")
+                    with gr.Row():
+                        sketch = gr.Sketchpad(
+                            label="Draw or upload", type="pil", image_mode="RGBA", sources=["upload", "clipboard"],
+                            canvas_size=(280, 280), brush=gr.Brush(default_size=12, colors=["#000000"], color_mode="fixed"),
+                            layers=False, elem_id="sketch",
+                        )
+                        reconstruction = gr.Image(
+                            label="Model input | reconstruction", format="png", type="pil", interactive=False,
+                            elem_id="reconstruction", elem_classes="pixelated",
+                        )
+                    reconstruct_button = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct-button")
 
         # -- events ----------------------------------------------------------------------
         @user_errors
@@ -176,7 +180,7 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
         def select_model(key):
             model = registry.get(key)
             vae = logic.is_vae(model)
-            return registry.describe(key), gr.update(visible=vae), gr.update(visible=vae)
+            return registry.describe(key), gr.update(visible=vae), gr.update(visible=not vae), gr.update(visible=vae)
 
         @user_errors
         def add_hub_model(repo_id):
@@ -213,7 +217,7 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
             [model_choice, sketch], reconstruction, api_name="reconstruct",
         )
         model_choice.change(
-            select_model, model_choice, [info, reconstruct_tab, image_pair], api_name="select_model"
+            select_model, model_choice, [info, reconstruct_panel, needs_vae, image_pair], api_name="select_model"
         ).then(start_sliders, [model_choice, slider_seed], [*sliders, slider_image], api_visibility="private").then(
             sample, sample_inputs, sample_image, api_visibility="private"
         )

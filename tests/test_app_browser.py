@@ -1,0 +1,211 @@
+"""The Space in a real browser: `python app.py` served on 127.0.0.1, clicked through in headless Chromium.
+
+Needs Debian's `chromium` (/usr/bin/chromium; `.ci/run` installs it) and the `playwright`
+Python package; Playwright's own browser download is never used.
+
+Set GENHUB_SCREENSHOT_DIR=docs/app and GENHUB_WEIGHTS_DIR=weights to refresh the README's
+screenshots of the bundled models; by default the test serves two small models it saves
+itself and writes its screenshots to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from genhub import GenDCGAN, GenVAE
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+TIMEOUT_MS = 30_000
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    weights = os.environ.get("GENHUB_WEIGHTS_DIR")
+    if not weights:
+        folder = tmp_path_factory.mktemp("weights")
+        torch.manual_seed(0)
+        # Sorted first, so the page opens on a VAE: the Reconstruct tab starts visible.
+        GenVAE(latent_dim=8, hidden_dims=(64,)).save_pretrained(folder / "a-vae")
+        GenDCGAN(image_shape=(3, 32, 32), latent_dim=6, width=8).save_pretrained(folder / "b-gan")
+        weights = str(folder)
+    port = free_port()
+    env = dict(
+        os.environ, GENHUB_WEIGHTS_DIR=weights, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
+        HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False",
+    )
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with open(log, "w") as output:
+        server = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"`python app.py` did not serve {url}:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+    yield url
+    server.terminate()
+    server.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.set_default_timeout(TIMEOUT_MS)
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(app_url)
+        yield page
+        browser.close()
+        assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("GENHUB_SCREENSHOT_DIR") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def image_source(page, selector: str) -> str:
+    return page.locator(f"{selector} img").first.get_attribute("src") or ""
+
+
+def wait_for_new_image(page, selector: str, old: str = "") -> str:
+    """Wait until the output `selector` shows an image that has loaded and differs from `old`."""
+    page.wait_for_function(
+        """([selector, old]) => {
+            const img = document.querySelector(selector + ' img');
+            return img && img.complete && img.naturalWidth > 0 && img.getAttribute('src') !== old;
+        }""",
+        arg=[selector, old],
+    )
+    return image_source(page, selector)
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def shoot(page, folder: Path, name: str) -> None:
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def test_each_tab_shows_images(page, screenshots, tmp_path):
+    # Sample: the page draws a grid on load; the button draws another seed's grid.
+    first = wait_for_new_image(page, "#sample-image")
+    page.locator("#sample-image").scroll_into_view_if_needed()
+    page.get_by_label("Seed").first.fill("7")
+    page.locator("#sample-button").click()
+    wait_for_new_image(page, "#sample-image", first)
+    shoot(page, screenshots, "sample")
+
+    # Latent sliders: dragging z[0] (set through its range input) redraws the image.
+    open_tab(page, "Latent sliders")
+    before = wait_for_new_image(page, "#slider-image")
+    page.locator("#z0 input[type=range]").fill("3.5")
+    wait_for_new_image(page, "#slider-image", before)
+    shoot(page, screenshots, "sliders")
+
+    # Interpolate between two seeds: a strip and an animated GIF.
+    open_tab(page, "Interpolate")
+    page.locator("#interpolate-seeds").click()
+    wait_for_new_image(page, "#strip")
+    wait_for_new_image(page, "#gif")
+    shoot(page, screenshots, "interpolate")
+
+    # Explore: the perturbation grid.
+    open_tab(page, "Explore")
+    page.locator("#explore-button").click()
+    wait_for_new_image(page, "#explore-image")
+    shoot(page, screenshots, "explore")
+
+    # Reconstruct: draw a stroke on the sketchpad with the mouse, as a person would.
+    select_vae(page)
+    open_tab(page, "Reconstruct")
+    draw_digit(page, tmp_path)
+    page.locator("#reconstruct-button").click()
+    wait_for_new_image(page, "#reconstruction")
+    shoot(page, screenshots, "reconstruct")
+
+
+def select_vae(page) -> None:
+    """Pick a model whose name says VAE (the bundled VAE when serving weights/)."""
+    dropdown = page.locator("#model input")
+    if "vae" in dropdown.input_value().lower():
+        return
+    dropdown.click()
+    page.get_by_role("option").filter(has_text="vae").first.click()
+    page.wait_for_function("() => document.querySelector('#model-info').innerText.includes('VAE')")
+
+
+def draw_digit(page, tmp_path: Path) -> None:
+    sketch = page.locator("#sketch")
+    brush = sketch.get_by_role("button", name="Brush")
+    if brush.count():
+        brush.first.click()
+        canvas = sketch.locator("canvas").first
+        box = canvas.bounding_box()
+        x, top, bottom = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.25, box["y"] + box["height"] * 0.75
+        page.mouse.move(x, top)
+        page.mouse.down()
+        for step in range(1, 11):
+            page.mouse.move(x, top + (bottom - top) * step / 10)
+        page.mouse.up()
+    else:  # no brush button in this Gradio build: upload a drawing instead
+        path = tmp_path / "one.png"
+        image = Image.new("RGB", (280, 280), "white")
+        ImageDraw.Draw(image).line([(140, 60), (140, 220)], fill="black", width=24)
+        image.save(path)
+        sketch.locator("input[type=file]").set_input_files(str(path))
+
+
+def test_generator_only_model_hides_vae_features(page, app_url):
+    from playwright.sync_api import expect
+
+    """Switching to a model without an encoder hides the VAE-only widgets (skipped if all are VAEs)."""
+    page.goto(app_url)
+    page.locator("#model input").click()
+    options = page.get_by_role("option")
+    names = options.all_inner_texts()
+    generators = [name for name in names if "vae" not in name.lower()]
+    if not generators:
+        pytest.skip("every served model is a VAE")
+    options.filter(has_text=generators[0]).first.click()
+    page.wait_for_function("() => document.querySelector('#model-info').innerText.includes('generator only')")
+    open_tab(page, "Interpolate")
+    expect(page.locator("#image-a")).to_be_hidden()
+    open_tab(page, "Reconstruct")
+    expect(page.locator("#sketch")).to_be_hidden()
+    expect(page.locator("#needs-vae")).to_contain_text("needs a VAE")
+    select_vae(page)
+    expect(page.locator("#sketch")).to_be_visible()
+    expect(page.locator("#needs-vae")).to_be_hidden()
