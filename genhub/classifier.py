@@ -1,0 +1,160 @@
+"""DigitClassifier: the small CNN that judges generated digits, as a Hub model.
+
+Offline there are no Inception weights, so genhub's sample metrics (Fréchet distance, KID,
+precision/recall, the class histogram) use this network instead: trained on MNIST train,
+its 128-d penultimate layer gives the features and its logits the digit classes.
+
+    >>> classifier = load_evaluator("mnist")           # the bundled weights/evaluators/mnist-cnn
+    >>> classifier.predict(images)                      # images (N, 1, 28, 28) in [0, 1]
+    >>> classifier.features(images)                     # (N, 128)
+
+It is not a GenModel (it does not generate), but it is saved and loaded the same way:
+safetensors + config.json + a card rendered from `model_cards/classifier.md`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin
+from torch import nn
+
+from .hub import REPO_URL, ModelLoadError, _check_local_folder, _explain_load_error, read_card_template
+
+EVALUATORS_DIR = Path(__file__).resolve().parent.parent / "weights" / "evaluators"
+EVALUATORS = {"mnist": "mnist-cnn"}  # dataset family -> bundled folder under weights/evaluators
+
+
+class DigitClassifier(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="genhub",
+    tags=["genhub", "image-classification", "evaluation"],
+    pipeline_tag="image-classification",
+    license="mit",
+    repo_url=REPO_URL,
+):
+    """Three conv stages (16, 32, 64 channels) with max pooling down to 3x3, a 128-d feature layer.
+
+    Inputs are images in [0, 1] of exactly `image_shape`; anything else is refused with a
+    clear message, because features of mis-sized images would silently be meaningless.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, widths: tuple[int, ...] = (16, 32, 64), feature_dim: int = 128):
+        super().__init__()
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.num_classes = num_classes
+        layers: list[nn.Module] = []
+        fan_in = self.image_shape[0]
+        for index, width in enumerate(widths):
+            layers += [nn.Conv2d(fan_in, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+            layers.append(nn.MaxPool2d(2) if index < len(widths) - 1 else nn.AdaptiveMaxPool2d(3))
+            fan_in = width
+        layers += [nn.Flatten(), nn.Linear(fan_in * 9, feature_dim), nn.ReLU()]
+        self.body = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(0.2)
+        self.head = nn.Linear(feature_dim, num_classes)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def check_images(self, images: torch.Tensor) -> torch.Tensor:
+        if not isinstance(images, torch.Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != self.image_shape:
+            shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ValueError(f"{type(self).__name__} expects images of shape (N, {', '.join(map(str, self.image_shape))}) in [0, 1], got {shape}")
+        if not images.is_floating_point():
+            raise ValueError(f"expected float images in [0, 1], got dtype {images.dtype} (divide uint8 images by 255)")
+        return images
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] -> class logits (N, num_classes)."""
+        return self.head(self.dropout(self.body(self.check_images(images) * 2 - 1)))
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        """The 128-d penultimate activations, in eval mode, computed `batch_size` at a time."""
+        return self._batched(self.body, images, batch_size, rescale=True)
+
+    @torch.no_grad()
+    def probabilities(self, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        return self._batched(lambda x: self.head(self.body(x)).softmax(-1), images, batch_size, rescale=True)
+
+    def predict(self, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        return self.probabilities(images, batch_size).argmax(-1)
+
+    def _batched(self, function, images: torch.Tensor, batch_size: int, rescale: bool) -> torch.Tensor:
+        self.check_images(images)
+        was_training = self.training
+        self.eval()
+        outputs = [function(batch.to(self.device) * 2 - 1 if rescale else batch.to(self.device)) for batch in images.split(batch_size)]
+        self.train(was_training)
+        return torch.cat(outputs)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # -- Hub ----------------------------------------------------------------------------
+    def save_pretrained(self, save_directory, *, config: dict | None = None, model_card_kwargs: dict | None = None, **kwargs):
+        card = Path(save_directory) / "README.md"
+        if card.exists():
+            card.unlink()
+        return super().save_pretrained(save_directory, config=config, model_card_kwargs=model_card_kwargs, **kwargs)
+
+    def generate_model_card(self, *args, **context) -> ModelCard:
+        data = ModelCardData(**self._hub_mixin_info.model_card_data.to_dict())
+        if context.get("dataset_id"):
+            data.datasets = [context["dataset_id"]]
+        if context.get("eval_results"):
+            data.eval_results = context["eval_results"]
+            data.model_name = context.get("model_name", "genhub-mnist-cnn")
+        return ModelCard.from_template(
+            card_data=data,
+            template_str=read_card_template("classifier"),
+            repo_url=self._hub_mixin_info.repo_url,
+            class_name=type(self).__name__,
+            config=self._hub_mixin_config or {},
+            num_parameters=self.num_parameters(),
+            **context,
+        )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *, strict: bool = True, **kwargs):
+        source = str(pretrained_model_name_or_path)
+        if os.path.isdir(source):
+            _check_local_folder(Path(source))
+        elif os.path.exists(source):
+            raise ModelLoadError(f"{source} is a file; pass the folder that holds config.json and model.safetensors.")
+        try:
+            return super().from_pretrained(source, strict=strict, **kwargs)
+        except ModelLoadError:
+            raise
+        except Exception as error:
+            raise ModelLoadError(_explain_load_error(cls, source, error)) from error
+
+
+def load_evaluator(name: str = "mnist", device: torch.device | str | None = None) -> DigitClassifier:
+    """The bundled evaluator for a dataset family ("mnist"), a local folder, or a Hub id, in eval mode."""
+    source = EVALUATORS_DIR / EVALUATORS[name] if name in EVALUATORS else name
+    if name in EVALUATORS and not Path(source).is_dir():
+        raise ModelLoadError(f"the bundled evaluator {source} is missing; train it with `python train/classifier.py`")
+    classifier = DigitClassifier.from_pretrained(str(source))
+    if device is not None:
+        classifier.to(device)
+    return classifier.eval()
+
+
+def random_jitter(images: torch.Tensor, generator: torch.Generator | None = None, degrees: float = 10.0, shift: float = 0.1, scale: float = 0.1) -> torch.Tensor:
+    """Small random rotations, shifts and scalings: the augmentation that makes the
+    classifier robust to slightly off-centre generated digits."""
+    n = len(images)
+    uniform = lambda: torch.rand(n, generator=generator).to(images.device) * 2 - 1  # noqa: E731
+    angle = uniform() * degrees * torch.pi / 180
+    factor = 1 + uniform() * scale
+    cos, sin = torch.cos(angle) / factor, torch.sin(angle) / factor
+    theta = torch.stack([torch.stack([cos, -sin, uniform() * shift * 2], -1), torch.stack([sin, cos, uniform() * shift * 2], -1)], 1)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
