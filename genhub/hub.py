@@ -212,7 +212,7 @@ def push_folder(folder, repo_id: str, *, private: bool = False, token: str | Non
     from huggingface_hub import HfApi, get_token
 
     token = token or get_token()
-    if hub_constants.HF_HUB_OFFLINE:
+    if hub_constants.is_offline_mode():
         raise PushError(f"HF_HUB_OFFLINE is set, so nothing was pushed. The model is saved in {folder}.")
     if not token:
         raise PushError(

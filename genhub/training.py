@@ -84,6 +84,19 @@ def finish(model: GenModel, folder: Path, card: dict, args: argparse.Namespace) 
     print(f"pushed to {url}")
 
 
+def run_cli(main) -> None:
+    """Run a script's main(); a user's mistake (bad dataset, path, config) ends in one clear
+    line and exit status 2 instead of a traceback."""
+    from .data import DatasetError
+    from .hub import ModelLoadError
+
+    try:
+        main()
+    except (DatasetError, ModelLoadError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from error
+
+
 def environment_summary(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

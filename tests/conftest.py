@@ -1,0 +1,28 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("GENHUB_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    folder = shared_data_dir()
+    if not (folder / "mnist").is_dir():
+        pytest.skip(f"real data not found at {folder}; set GENHUB_DATA_DIR to the shared data folder")
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _offline_and_isolated(monkeypatch, tmp_path_factory):
+    """Tests never reach the network, and write caches to a temporary folder."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("GENHUB_CACHE", str(tmp_path_factory.getbasetemp() / "genhub-cache"))
+    torch.manual_seed(0)

@@ -1,0 +1,121 @@
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from genhub import GenVAE, ModelLoadError, PushError, load_model, push_folder
+
+
+@pytest.fixture
+def saved(tmp_path):
+    model = GenVAE(image_shape=(1, 28, 28), latent_dim=8, hidden_dims=(32,))
+    folder = tmp_path / "vae"
+    model.save_pretrained(folder, model_card_kwargs={"dataset": "binarized-mnist", "metrics": {"NLL": "99.00"}})
+    return model, folder
+
+
+def test_save_writes_safetensors_config_and_card(saved):
+    model, folder = saved
+    assert {p.name for p in folder.iterdir()} == {"config.json", "model.safetensors", "README.md"}
+    config = json.loads((folder / "config.json").read_text())
+    assert config["latent_dim"] == 8 and config["genhub_class"] == "GenVAE"
+    card = (folder / "README.md").read_text()
+    assert "library_name: genhub" in card and "pipeline_tag: unconditional-image-generation" in card
+    assert "license: mit" in card and "| NLL | 99.00 |" in card and "binarized-mnist" in card
+    assert set(load_file(folder / "model.safetensors")) == set(model.state_dict())
+
+
+def test_round_trip_is_exact(saved):
+    model, folder = saved
+    loaded = GenVAE.from_pretrained(folder, strict=True)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name]), name
+    assert torch.equal(model.sample(4, seed=3), loaded.sample(4, seed=3))
+    assert isinstance(load_model(folder), GenVAE)
+
+
+def test_load_from_hub_cache_offline(saved, tmp_path, monkeypatch):
+    """A model in the Hub cache loads by its repo id with HF_HUB_OFFLINE=1 (no network)."""
+    _, folder = saved
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--someone--tiny-vae"
+    shutil.copytree(folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded = GenVAE.from_pretrained("someone/tiny-vae", cache_dir=tmp_path / "hub")
+    assert loaded.latent_dim == 8
+    with pytest.raises(ModelLoadError, match="Hub cannot be reached"):
+        GenVAE.from_pretrained("someone/not-cached", cache_dir=tmp_path / "hub")
+
+
+def test_corrupt_config_is_a_clear_error(saved):
+    _, folder = saved
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="config.json is corrupt"):
+        GenVAE.from_pretrained(folder)
+
+
+def test_missing_weights_is_a_clear_error(saved):
+    _, folder = saved
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="no weights file"):
+        GenVAE.from_pretrained(folder)
+
+
+def test_truncated_weights_is_a_clear_error(saved):
+    _, folder = saved
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ModelLoadError, match="corrupt"):
+        GenVAE.from_pretrained(folder)
+
+
+def test_weights_that_do_not_fit_the_config(saved):
+    _, folder = saved
+    config = json.loads((folder / "config.json").read_text())
+    config["latent_dim"] = 16
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="do not match"):
+        GenVAE.from_pretrained(folder)
+
+
+def test_folder_without_config(tmp_path):
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        GenVAE.from_pretrained(tmp_path)
+
+
+def test_push_without_token_fails_cleanly(saved, tmp_path, monkeypatch):
+    _, folder = saved
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-home"))  # no stored login either
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    with pytest.raises(PushError, match="No Hugging Face token") as error:
+        push_folder(folder, "someone/tiny-vae")
+    assert str(folder) in str(error.value)
+    assert (folder / "model.safetensors").exists()
+
+
+def test_push_offline_fails_cleanly(saved, monkeypatch):
+    _, folder = saved
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(PushError, match="HF_HUB_OFFLINE"):
+        push_folder(folder, "someone/tiny-vae", token="hf_fake")
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.5, "4", True])
+def test_sample_rejects_bad_counts(n):
+    with pytest.raises(ValueError, match="positive integer"):
+        GenVAE(latent_dim=4, hidden_dims=(8,)).sample(n)
+
+
+def test_sample_is_seeded_and_in_unit_range():
+    model = GenVAE(image_shape=(3, 32, 32), latent_dim=4, architecture="conv", conv_width=8, likelihood="gaussian")
+    first, second = model.sample(5, seed=1), model.sample(5, seed=1)
+    assert first.shape == (5, 3, 32, 32) and torch.equal(first, second)
+    assert 0 <= first.min() and first.max() <= 1
+    assert not torch.equal(first, model.sample(5, seed=2))
+    grid = model.grid(first, nrow=5)
+    assert grid.size == (5 * 34 + 2, 34 + 2) and grid.mode == "RGB"

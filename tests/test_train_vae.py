@@ -1,0 +1,75 @@
+"""train/vae.py end to end on a small slice of real data."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from genhub import GenVAE
+
+SCRIPT = Path(__file__).resolve().parent.parent / "train" / "vae.py"
+
+
+def run_script(argv):
+    spec = importlib.util.spec_from_file_location("train_vae", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(argv)
+
+
+@pytest.fixture(scope="module")
+def run(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("vae-run")
+    metrics = run_script([
+        "--dataset", str(data_dir / "binarized_mnist"), "--limit", "1000", "--epochs", "2",
+        "--latent-dim", "8", "--hidden", "64", "--eval-k", "20", "--eval-limit", "50", "--out", str(out),
+    ])
+    return out, metrics
+
+
+def test_writes_weights_card_grids_and_metrics(run):
+    out, metrics = run
+    model_dir = out / "model"
+    assert {"config.json", "model.safetensors", "README.md", "samples.png"} <= {p.name for p in model_dir.iterdir()}
+    assert sorted(p.name for p in (out / "epochs").iterdir()) == [
+        "001_reconstructions.png", "001_samples.png", "002_reconstructions.png", "002_samples.png"]
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["validation_nll_iwae_k20"] == metrics["validation_nll_iwae_k20"]
+    assert len(saved["history"]) == 2
+    card = (model_dir / "README.md").read_text()
+    assert "![samples](samples.png)" in card
+    assert f"{metrics['validation_nll_iwae_k20']:.2f}" in card
+    assert "datasets:" not in card  # a local folder is not a Hub dataset id
+
+
+def test_final_model_loads_and_samples(run):
+    out, _ = run
+    model = GenVAE.from_pretrained(out / "model")
+    assert model.latent_dim == 8 and model.likelihood == "bernoulli"
+    assert model.sample(4, seed=0).shape == (4, 1, 28, 28)
+
+
+def test_push_without_token_fails_after_saving(data_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    with pytest.raises(SystemExit) as exit_info:
+        run_script([
+            "--dataset", str(data_dir / "binarized_mnist"), "--limit", "200", "--epochs", "1", "--latent-dim", "4",
+            "--hidden", "16", "--eval-k", "2", "--eval-limit", "10", "--out", str(tmp_path / "run"),
+            "--push", "--repo-id", "someone/vae-test",
+        ])
+    assert exit_info.value.code == 2
+    assert "The model is saved in" in capsys.readouterr().err
+    assert (tmp_path / "run" / "model" / "model.safetensors").exists()
+
+
+def test_push_needs_a_repo_id(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        run_script(["--push", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2  # argparse error, before any training
+
+
+def test_unknown_dataset_stops_with_the_accepted_names(tmp_path):
+    with pytest.raises(Exception, match="Accepted dataset names"):
+        run_script(["--dataset", "not-a-dataset", "--out", str(tmp_path)])
