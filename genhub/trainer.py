@@ -79,6 +79,7 @@ class GANTrainer:
         self.generator_steps = 0
         self.train_seconds = 0.0
         self.history: dict[str, list[float]] = {}
+        self.commands: list[str] = []  # the command lines that trained this run, for its model card
         self.fixed_noise = model.sample_latent(self.settings.grid_size, seed=self.settings.seed)
         self.use_autocast = self.device.type == "cuda"
 
@@ -257,6 +258,7 @@ class GANTrainer:
             "generator_steps": self.generator_steps,
             "train_seconds": self.train_seconds,
             "history": self.history,
+            "commands": self.commands,
         }
 
     def save_checkpoint(self, path) -> None:
@@ -289,6 +291,7 @@ class GANTrainer:
         trainer.generator_steps = state["generator_steps"]
         trainer.train_seconds = state["train_seconds"]
         trainer.history = state["history"]
+        trainer.commands = state.get("commands", [])
         return trainer
 
 

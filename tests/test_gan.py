@@ -183,13 +183,14 @@ def test_two_epochs_on_real_mnist_write_a_loadable_generator_and_card(tmp_path, 
     out = tmp_path / "run"
     common = ["--dataset", str(data_dir / "mnist"), "--limit", "256", "--width", "8", "--latent-dim", "16",
               "--batch-size", "32", "--out", str(out), "--no-progress", "--objective", "wgan-gp"]
-    train_gan.main([*common, "--epochs", "2"])
+    train_gan.main([*common, "--epochs", "2", "--card-note", "Trained by the test suite."])
     folder = out / "model"
     model = GenWGAN.from_pretrained(folder)
     assert model.sample(16, seed=0).shape == (16, 1, 28, 28)
     assert type(load_model(folder)) is GenWGAN
     card = (folder / "README.md").read_text()
     assert "wgan-gp" in card and "256 images" in card and "| epochs | 2 |" in card and "samples.png" in card
+    assert "Trained by the test suite." in card and "python train/gan.py --dataset" in card
     assert (folder / "samples.png").exists() and (out / "loss_curves.png").exists()
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
 

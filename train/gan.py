@@ -50,6 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     optim.add_argument("--ema-decay", type=float, default=0.999)
     parser.add_argument("--resume", action="store_true", help=f"continue from --out/{CHECKPOINT_NAME} up to --epochs in total")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log files)")
+    parser.add_argument("--card-note", default=None, help="a sentence for the model card's training section (e.g. the machine)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (on a busy shared CPU, 1 is often much faster than the default)")
     args = parser.parse_args(argv)
@@ -101,7 +102,8 @@ def card_context(args, trainer: GANTrainer, num_train: int, device) -> dict:
         "objective": trainer.objective.name,
         "objective_description": trainer.objective.description,
         "sample_image": "samples.png",
-        "command": "python train/gan.py " + " ".join(sys.argv[1:]),
+        "command": "\n".join(trainer.commands),
+        "training_note": args.card_note,
         "training": {
             "objective": f"{trainer.objective.name} ({trainer.objective.description})",
             "critic": f"{trainer.critic.config['architecture']}, width {trainer.critic.config['width']}, norm {trainer.critic.config['norm']}",
@@ -141,6 +143,7 @@ def main(argv=None) -> GANTrainer:
     print(f"{len(data)} images {data.image_shape} from {args.dataset}; objective {trainer.objective.name}, "
           f"{trainer.model.num_parameters():,} generator / {sum(p.numel() for p in trainer.critic.parameters()):,} critic parameters, "
           f"n_critic {trainer.n_critic}, on {environment_summary(device)}", flush=True)
+    trainer.commands.append("python train/gan.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     try:
         trainer.fit(data.images, epochs=args.epochs)
     except TrainingDiverged as error:
