@@ -23,7 +23,7 @@ def run(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("vae-run")
     metrics = run_script([
         "--dataset", str(data_dir / "binarized_mnist"), "--limit", "1000", "--epochs", "2",
-        "--latent-dim", "8", "--hidden", "64", "--eval-k", "20", "--eval-limit", "50", "--out", str(out),
+        "--arch", "mlp", "--latent-dim", "8", "--hidden", "64", "--eval-k", "20", "--eval-limit", "50", "--out", str(out),
     ])
     return out, metrics
 
@@ -55,7 +55,7 @@ def test_push_without_token_fails_after_saving(data_dir, tmp_path, monkeypatch, 
     monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
     with pytest.raises(SystemExit) as exit_info:
         run_script([
-            "--dataset", str(data_dir / "binarized_mnist"), "--limit", "200", "--epochs", "1", "--latent-dim", "4",
+            "--dataset", str(data_dir / "binarized_mnist"), "--limit", "200", "--epochs", "1", "--arch", "mlp", "--latent-dim", "4",
             "--hidden", "16", "--eval-k", "2", "--eval-limit", "10", "--out", str(tmp_path / "run"),
             "--push", "--repo-id", "someone/vae-test",
         ])
