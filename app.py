@@ -191,7 +191,7 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
             return gr.update(choices=registry.choices(), value=key), gr.update(value=message, visible=True)
 
         sample_inputs = [model_choice, sample_seed, sample_count]
-        gr.on([sample_button.click, sample_seed.submit], user_errors(sample), sample_inputs, sample_image, api_name="sample")
+        gr.on([sample_button.click, sample_seed.submit], sample, sample_inputs, sample_image, api_name="sample")
         gr.on(
             [new_code.click, slider_seed.submit], start_sliders, [model_choice, slider_seed], [*sliders, slider_image],
             api_name="slider_start",
