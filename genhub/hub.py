@@ -80,7 +80,7 @@ class GenModel(
 
     def sample_latent(self, n: int, seed: int | None = None) -> torch.Tensor:
         """n draws from the prior N(0, I); the same seed always gives the same codes."""
-        _check_count(n)
+        check_count(n)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
 
@@ -227,6 +227,6 @@ def push_folder(folder, repo_id: str, *, private: bool = False, token: str | Non
     return str(getattr(commit, "commit_url", repo_id))
 
 
-def _check_count(n) -> None:
+def check_count(n) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"the number of samples must be a positive integer, got {n!r}")

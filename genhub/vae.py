@@ -1,7 +1,7 @@
 """GenVAE: a variational auto-encoder (Kingma & Welling 2014) as a Hub model.
 
     q(z|x) = N(mu(x), diag sigma^2(x))       encoder, reparameterized
-    p(z)   = N(0, I)  or a VampPrior          (Tomczak & Welling 2018)
+    p(z)   = N(0, I), a learned mixture of Gaussians, or a VampPrior (Tomczak & Welling 2018)
     p(x|z) = Bernoulli(sigmoid(f(z)))         binary images (binarized MNIST)
            | N(sigmoid(f(z)), sigma_c^2)      grey/RGB images, a learned scale per channel
 
@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .hub import GenModel
+from .hub import GenModel, check_count
 from .nets import ConvDecoder, ConvEncoder, check_image_shape, mlp
 
 LOG_2PI = math.log(2 * math.pi)
+PRIORS = ("standard", "mog", "vamp")
 
 
 class GenVAE(GenModel):
@@ -35,14 +36,15 @@ class GenVAE(GenModel):
         likelihood: str = "bernoulli",
         prior: str = "standard",
         num_pseudo_inputs: int = 500,
+        num_components: int = 100,
     ):
         super().__init__()
         if architecture not in ("mlp", "conv"):
             raise ValueError(f"architecture must be 'mlp' or 'conv', got {architecture!r}")
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}")
-        if prior not in ("standard", "vamp"):
-            raise ValueError(f"prior must be 'standard' or 'vamp', got {prior!r}")
+        if prior not in PRIORS:
+            raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be positive, got {latent_dim}")
         self.image_shape = check_image_shape(image_shape)
@@ -62,6 +64,12 @@ class GenVAE(GenModel):
         if prior == "vamp":
             # Pseudo-inputs live in logit space so that sigmoid keeps them valid images.
             self.pseudo_inputs = nn.Parameter(torch.randn(num_pseudo_inputs, *self.image_shape) * 0.5 - 1.0)
+        if prior == "mog":
+            # A learned mixture in latent space: most of the VampPrior's gain without encoding
+            # pseudo-inputs at every step. Components start spread out around N(0, I).
+            self.prior_means = nn.Parameter(torch.randn(num_components, latent_dim))
+            self.prior_log_vars = nn.Parameter(torch.zeros(num_components, latent_dim))
+            self.prior_logits = nn.Parameter(torch.zeros(num_components))
 
     # -- the model's pieces ----------------------------------------------------------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,25 +97,33 @@ class GenVAE(GenModel):
         """log p(z), summed over latent dimensions; z is (..., latent_dim)."""
         if self.prior == "standard":
             return _log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
-        mean, log_var = self.encode(torch.sigmoid(self.pseudo_inputs))  # (K, D)
+        mean, log_var, log_weights = self._prior_components()
         per_component = _log_normal(z.unsqueeze(-2), mean, log_var)  # (..., K)
-        return torch.logsumexp(per_component, dim=-1) - math.log(len(mean))
+        return torch.logsumexp(per_component + log_weights, dim=-1)
+
+    def _prior_components(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Means, log-variances (K, D) and log mixture weights (K,) of a mixture prior."""
+        if self.prior == "vamp":
+            mean, log_var = self.encode(torch.sigmoid(self.pseudo_inputs))
+            return mean, log_var, torch.full((len(mean),), -math.log(len(mean)), device=mean.device)
+        return self.prior_means, self.prior_log_vars.clamp(-8, 4), torch.log_softmax(self.prior_logits, dim=0)
 
     def sample_latent(self, n: int, seed: int | None = None) -> torch.Tensor:
         if self.prior == "standard":
             return super().sample_latent(n, seed)
+        check_count(n)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        component = torch.randint(len(self.pseudo_inputs), (n,), generator=generator)
+        mean, log_var, log_weights = self._prior_components()
+        component = torch.multinomial(log_weights.exp().cpu(), n, replacement=True, generator=generator).to(self.device)
         eps = torch.randn(n, self.latent_dim, generator=generator).to(self.device)
-        mean, log_var = self.encode(torch.sigmoid(self.pseudo_inputs[component.to(self.device)]))
-        return mean + (0.5 * log_var).exp() * eps
+        return mean[component] + (0.5 * log_var[component]).exp() * eps
 
     # -- bounds ------------------------------------------------------------------------
     def elbo(self, x: torch.Tensor, eps: torch.Tensor | None = None, kl_weight: float = 1.0) -> torch.Tensor:
         """Per-example evidence lower bound in nats, one reparameterized sample.
 
         eps: the N(0, I) draws to use (N, latent_dim); fresh ones when None. The KL term is
-        analytic for the standard prior and a one-sample estimate for the VampPrior.
+        analytic for the standard prior and a one-sample estimate for the mixture priors.
         kl_weight scales the KL term (beta-VAE); 1 gives the true bound.
         """
         mean, log_var = self.encode(x)

@@ -75,13 +75,20 @@ def test_iwae_bound_sits_above_the_elbo_and_tightens_with_k(trained):
     assert bounds[3] - elbo > 1.0
 
 
+@pytest.mark.parametrize("prior", ["mog", "vamp"])
 @torch.no_grad()
-def test_vamp_prior_bound_and_samples():
-    model = GenVAE(latent_dim=4, hidden_dims=(16,), prior="vamp", num_pseudo_inputs=10)
+def test_mixture_prior_bound_and_samples(prior):
+    model = GenVAE(latent_dim=4, hidden_dims=(16,), prior=prior, num_pseudo_inputs=10, num_components=5)
     x = (torch.rand(6, 1, 28, 28) > 0.5).float()
     assert model.iwae_bound(x, 50).shape == (6,)
     assert torch.isfinite(model.elbo(x)).all()
     assert torch.equal(model.sample(3, seed=0), model.sample(3, seed=0))
+    z = torch.randn(7, 4)
+    mean, log_var, log_weights = model._prior_components()
+    by_hand = torch.logsumexp(torch.stack([
+        log_weights[k] + torch.distributions.Normal(mean[k], (0.5 * log_var[k]).exp()).log_prob(z).sum(-1)
+        for k in range(len(mean))]), dim=0)
+    assert torch.allclose(model.log_prior(z), by_hand, atol=1e-4)
 
 
 def test_reconstruct_keeps_the_shape(trained):

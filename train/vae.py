@@ -48,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--conv-width", type=int, default=32)
     model.add_argument("--likelihood", choices=["auto", "bernoulli", "gaussian"], default="auto",
                        help="auto: Bernoulli when every pixel is 0 or 255, else Gaussian")
-    model.add_argument("--prior", choices=["standard", "vamp"], default="standard")
+    model.add_argument("--prior", choices=["standard", "mog", "vamp"], default="standard")
     model.add_argument("--image-size", type=int, default=None, help="resize images (default: the dataset's size)")
     model.add_argument("--channels", type=int, choices=[1, 3], default=None)
     optim = parser.add_argument_group("optimization")
