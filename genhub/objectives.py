@@ -188,3 +188,275 @@ register(Objective(
     "hinge", "hinge-loss GAN",
     hinge_critic_loss, hinge_generator_loss, DCGAN_ADAM,
 ))
+
+
+# ==========================================================================================
+# The rest of the GAN objective table. Each entry cites its paper. The f-divergence,
+# MMD and energy-distance math lives once, in genhub.divergences.
+#
+# Critic outputs: the objectives above read one score per sample. Feature objectives
+# (McGAN, MMD-GAN, Cramér GAN) read a critic's output as a feature vector: (N,) is one
+# feature, (N, k) is k. Auto-encoder objectives (EBGAN, BEGAN, MAGAN) need a critic whose
+# output has the input's shape (a reconstruction); GMMN needs no critic and leaves it be.
+# ==========================================================================================
+from . import divergences as _divergences  # noqa: E402
+
+
+def _features(outputs: torch.Tensor) -> torch.Tensor:
+    return outputs.float().reshape(len(outputs), -1)
+
+
+def _halves(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    half = len(batch) // 2
+    return batch[:half], batch[half : 2 * half]
+
+
+def scaled_bandwidths(x: torch.Tensor, y: torch.Tensor, factors=(0.5, 1.0, 2.0)) -> tuple[float, ...]:
+    """Kernel bandwidths as multiples of the median pairwise distance (the median heuristic),
+    so one setting serves 2-D points and 784-pixel images alike."""
+    with torch.no_grad():
+        median = float(torch.cdist(_features(x), _features(y)).median().clamp_min(1e-6))
+    return tuple(factor * median for factor in factors)
+
+
+# -- f-GAN ----------------------------------------------------------------------------------
+def fgan_losses(divergence_name: str):
+    """f-GAN (Nowozin, Cseke & Tomioka 2016): the critic maximises the variational bound
+    E_P[g_f(V(x))] - E_Q[f*(g_f(V(G(z))))] on D_f(P_data || Q_model); the generator uses the
+    paper's alternative update, maximising E_Q[g_f(V(G(z)))]. The bound, output activation
+    g_f and conjugate f* come from genhub.divergences."""
+    divergence = _divergences.f_divergence(divergence_name)
+
+    def critic_loss(real_scores: Scores, fake_scores: Scores) -> torch.Tensor:
+        return -divergence.bound(real_scores.float(), fake_scores.float())
+
+    def generator_loss(fake_scores: Scores) -> torch.Tensor:
+        return -divergence.activation(fake_scores.float()).mean()
+
+    return critic_loss, generator_loss
+
+
+for _name in ("kl", "reverse_kl", "pearson", "squared_hellinger", "jensen_shannon", "total_variation", "gan"):
+    register(Objective(
+        "fgan-" + _name.replace("_", "-"),
+        f"f-GAN on {_divergences.f_divergence(_name).definition}",
+        *fgan_losses(_name), DCGAN_ADAM,
+    ))
+
+
+# -- IPMs on critic features ------------------------------------------------------------------
+def mean_covariance_distance(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
+    """McGAN's IPM (Mroueh, Sercu & Goel 2017): |mean_r - mean_f|_2 + |cov_r - cov_f|_* (nuclear
+    norm: the paper's sup over orthonormal U, V of the covariance difference's trace)."""
+    real_features, fake_features = _features(real_features), _features(fake_features)
+    mean_gap = (real_features.mean(0) - fake_features.mean(0)).norm()
+    covariance_gap = torch.cov(real_features.T, correction=0).reshape(real_features.shape[1], -1) - torch.cov(fake_features.T, correction=0).reshape(fake_features.shape[1], -1)
+    return mean_gap + torch.linalg.matrix_norm(covariance_gap, ord="nuc")
+
+
+@dataclass
+class FeatureObjective(Objective):
+    """An objective whose critic maximises a distance between real and fake features and whose
+    generator minimises it (`distance(real_features, fake_features)`)."""
+
+    distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+
+    def critic_step_loss(self, critic, real, fake):
+        value = self.distance(_features(critic(real)), _features(critic(fake)))
+        return -value, {"critic_loss": -value.detach(), "distance": value.detach()}
+
+    def generator_step_loss(self, critic, fake, real):
+        value = self.distance(_features(critic(real)).detach(), _features(critic(fake)))
+        return value, {"generator_loss": value.detach()}
+
+
+def kernel_mmd2(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
+    """Unbiased MMD^2 with Gaussian kernels at the median-heuristic bandwidths."""
+    return _divergences.mmd2_unbiased(real_features, fake_features, scaled_bandwidths(real_features, fake_features))
+
+
+register(FeatureObjective(
+    "mcgan", "McGAN: mean and covariance feature matching, weight clipping 0.01 (Mroueh et al. 2017)",
+    None, None, OptimizerSpec("rmsprop", 5e-5), n_critic=5, clip_value=0.01, distance=mean_covariance_distance,
+))
+register(FeatureObjective(
+    "mmdgan", "MMD-GAN: MMD^2 with an adversarially learned kernel on critic features, weight clipping 0.01 (Li et al. 2017)",
+    None, None, OptimizerSpec("rmsprop", 5e-5), n_critic=5, clip_value=0.01, distance=kernel_mmd2,
+))
+
+
+# -- GMMN: no adversary ----------------------------------------------------------------------------
+@dataclass
+class GMMNObjective(Objective):
+    """GMMN (Li, Swersky & Zemel 2015; Dziugaite, Roy & Ghahramani 2015): the generator minimises
+    the unbiased MMD^2 between real and generated samples in data space directly. There is
+    no adversary: the critic's step is a zero loss (so the trainer's loop stays the same)."""
+
+    def critic_step_loss(self, critic, real, fake):
+        zero = sum(p.sum() for p in critic.parameters()) * 0.0
+        return zero, {"critic_loss": zero.detach()}
+
+    def generator_step_loss(self, critic, fake, real):
+        real, fake = _features(real), _features(fake)
+        value = _divergences.mmd2_unbiased(real, fake, scaled_bandwidths(real, fake))
+        return value, {"generator_loss": value.detach()}
+
+
+register(GMMNObjective("gmmn", "GMMN: generator trained on MMD^2 in data space (Li et al. 2015)", None, None, OptimizerSpec("adam", 1e-3, (0.5, 0.999))))
+
+
+# -- Cramér GAN ----------------------------------------------------------------------------------
+@dataclass
+class CramerObjective(Objective):
+    """Cramér GAN (Bellemare et al. 2017, algorithm 1). With h the critic's features and x', x''
+    two independent fake halves of the batch:
+      generator: |h(x_r) - h(x')| + |h(x_r) - h(x'')| - |h(x') - h(x'')|   (energy distance, 1 sample)
+      critic surrogate f(x) = |h(x) - h(x'')| - |h(x)|, maximise f(x_r) - f(x') - lambda GP(f)."""
+
+    def critic_step_loss(self, critic, real, fake):
+        fake_a, fake_b = _halves(fake)
+        real = real[: len(fake_a)]
+        anchor = _features(critic(fake_b))
+
+        def surrogate(x):
+            h = _features(critic(x))
+            return (h - anchor).norm(dim=1) - h.norm(dim=1)
+
+        value = surrogate(real).mean() - surrogate(fake_a).mean()
+        penalty = _divergences.gradient_penalty(surrogate, real, fake_a)
+        return -value + self.penalty_weight * penalty, {"critic_loss": -value.detach(), "gradient_penalty": penalty.detach()}
+
+    def generator_step_loss(self, critic, fake, real):
+        fake_a, fake_b = (_features(critic(half)) for half in _halves(fake))
+        h_real = _features(critic(real[: len(fake_a)]))
+        value = ((h_real - fake_a).norm(dim=1) + (h_real - fake_b).norm(dim=1) - (fake_a - fake_b).norm(dim=1)).mean()
+        return value, {"generator_loss": value.detach()}
+
+
+register(CramerObjective(
+    "cramer", "Cramér GAN: energy distance on critic features, gradient penalty 10 (Bellemare et al. 2017)",
+    None, None, OptimizerSpec("adam", 1e-4, (0.5, 0.9)), n_critic=5, penalty_weight=10.0, critic_norm="layer",
+))
+
+
+# -- Fisher GAN -------------------------------------------------------------------------------------
+@dataclass
+class FisherObjective(Objective):
+    """Fisher GAN (Mroueh & Sercu 2017): the critic maximises the augmented Lagrangian
+    E_r f - E_f f + lam (1 - Omega) - rho/2 (1 - Omega)^2, Omega = (E_r f^2 + E_f f^2)/2 (a
+    data-dependent second-moment constraint instead of a Lipschitz one); the multiplier takes a
+    gradient step lam <- lam - rho (1 - Omega) after each critic step; the generator minimises -E_f f."""
+
+    rho: float = 1e-6
+    lagrange: float = 0.0
+
+    def critic_step_loss(self, critic, real, fake):
+        real_scores, fake_scores = critic(real).float(), critic(fake).float()
+        ipm = real_scores.mean() - fake_scores.mean()
+        constraint = 1 - 0.5 * (real_scores.pow(2).mean() + fake_scores.pow(2).mean())
+        lagrangian = ipm + self.lagrange * constraint - self.rho / 2 * constraint**2
+        self.lagrange -= self.rho * float(constraint.detach())
+        return -lagrangian, {"critic_loss": -lagrangian.detach(), "ipm": ipm.detach(), "lagrange": torch.tensor(self.lagrange)}
+
+    def state_dict(self):
+        return {"lagrange": self.lagrange}
+
+    def load_state_dict(self, state):
+        self.lagrange = float(state["lagrange"])
+
+
+register(FisherObjective(
+    "fisher", "Fisher GAN: IPM under a second-moment constraint, augmented Lagrangian (Mroueh & Sercu 2017)",
+    None, wasserstein_generator_loss, OptimizerSpec("adam", 2e-4, (0.5, 0.999)), n_critic=2, rho=1e-6,
+))
+
+
+# -- auto-encoder critics: EBGAN, BEGAN, MAGAN ----------------------------------------------------
+def reconstruction_energy(critic: nn.Module, x: torch.Tensor, power: int = 2) -> torch.Tensor:
+    """Per-sample energy of an auto-encoder critic: mean |AE(x) - x|^power (2: EBGAN, 1: BEGAN)."""
+    return (critic(x).float() - x.float()).abs().pow(power).flatten(1).mean(1)
+
+
+@dataclass
+class EBGANObjective(Objective):
+    """EBGAN (Zhao, Mathieu & LeCun 2017): the critic is an auto-encoder whose reconstruction
+    error is an energy; it minimises D(x) + max(0, m - D(G(z))), the generator minimises D(G(z))."""
+
+    margin: float = 1.0
+
+    def critic_step_loss(self, critic, real, fake):
+        real_energy, fake_energy = reconstruction_energy(critic, real), reconstruction_energy(critic, fake)
+        loss = real_energy.mean() + F.relu(self.margin - fake_energy).mean()
+        return loss, {"critic_loss": loss.detach(), "real_energy": real_energy.mean().detach(), "fake_energy": fake_energy.mean().detach()}
+
+    def generator_step_loss(self, critic, fake, real):
+        loss = reconstruction_energy(critic, fake).mean()
+        return loss, {"generator_loss": loss.detach()}
+
+
+@dataclass
+class MAGANObjective(EBGANObjective):
+    """MAGAN (Wang, Cully, Chang & Demiris 2017): EBGAN whose margin shrinks to the mean real
+    energy whenever that is below the margin and the fakes' energy is above the reals'. The paper
+    adapts once per epoch after an auto-encoder pre-training; here running averages of the two
+    energies stand in for the epoch means, and the first batch's real energy sets the margin."""
+
+    margin: float = 0.0
+    decay: float = 0.99
+    real_average: float | None = None
+    fake_average: float | None = None
+
+    def critic_step_loss(self, critic, real, fake):
+        loss, logs = super().critic_step_loss(critic, real, fake)
+        real_mean, fake_mean = float(logs["real_energy"]), float(logs["fake_energy"])
+        if self.real_average is None:
+            self.real_average, self.fake_average = real_mean, fake_mean
+            self.margin = real_mean
+        else:
+            self.real_average = self.decay * self.real_average + (1 - self.decay) * real_mean
+            self.fake_average = self.decay * self.fake_average + (1 - self.decay) * fake_mean
+        if self.real_average < self.margin and self.fake_average > self.real_average:
+            self.margin = self.real_average
+        logs["margin"] = torch.tensor(self.margin)
+        return loss, logs
+
+    def state_dict(self):
+        return {"margin": self.margin, "real_average": self.real_average, "fake_average": self.fake_average}
+
+    def load_state_dict(self, state):
+        self.margin, self.real_average, self.fake_average = state["margin"], state["real_average"], state["fake_average"]
+
+
+@dataclass
+class BEGANObjective(Objective):
+    """BEGAN (Berthelot, Schumm & Metz 2017): with L(v) = mean |AE(v) - v| the critic minimises
+    L(x) - k_t L(G(z)), the generator L(G(z)); the balance k_{t+1} = clip(k_t + lambda_k (gamma L(x)
+    - L(G(z))), 0, 1) keeps E L(G(z)) = gamma E L(x), and M = L(x) + |gamma L(x) - L(G(z))| is the
+    convergence measure (logged as `convergence`)."""
+
+    gamma: float = 0.5
+    lambda_k: float = 1e-3
+    k: float = 0.0
+
+    def critic_step_loss(self, critic, real, fake):
+        real_loss, fake_loss = reconstruction_energy(critic, real, 1).mean(), reconstruction_energy(critic, fake, 1).mean()
+        loss = real_loss - self.k * fake_loss
+        balance = self.gamma * real_loss.item() - fake_loss.item()
+        logs = {"critic_loss": loss.detach(), "k": torch.tensor(self.k), "convergence": torch.tensor(real_loss.item() + abs(balance))}
+        self.k = min(max(self.k + self.lambda_k * balance, 0.0), 1.0)
+        return loss, logs
+
+    def generator_step_loss(self, critic, fake, real):
+        loss = reconstruction_energy(critic, fake, 1).mean()
+        return loss, {"generator_loss": loss.detach()}
+
+    def state_dict(self):
+        return {"k": self.k}
+
+    def load_state_dict(self, state):
+        self.k = float(state["k"])
+
+
+register(EBGANObjective("ebgan", "EBGAN: auto-encoder energy with a margin (Zhao et al. 2017)", None, None, DCGAN_ADAM, critic_norm="none", margin=1.0))
+register(BEGANObjective("began", "BEGAN: auto-encoder L1 loss with k_t balance, gamma 0.5 (Berthelot et al. 2017)", None, None, OptimizerSpec("adam", 1e-4, (0.5, 0.999)), critic_norm="none"))
+register(MAGANObjective("magan", "MAGAN: EBGAN with an adaptive margin (Wang et al. 2017)", None, None, DCGAN_ADAM, critic_norm="none"))
