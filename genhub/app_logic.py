@@ -214,10 +214,10 @@ def latent_codes(model: GenModel, n: int, seed: int) -> torch.Tensor:
 
 
 def labelled_rows(images: torch.Tensor, labels: list[str], scale: int) -> Image.Image:
-    """A grid with one row per label, the label written in a left margin."""
-    grid = grid_image(images, nrow=len(images) // len(labels), scale=scale).convert("RGB")
+    """A grid with one row per label, the label written in a left margin (grey stays grey)."""
+    grid = grid_image(images, nrow=len(images) // len(labels), scale=scale)
     margin = 56
-    canvas = Image.new("RGB", (grid.width + margin, grid.height), "white")
+    canvas = Image.new(grid.mode, (grid.width + margin, grid.height), "white")
     canvas.paste(grid, (margin, 0))
     draw = ImageDraw.Draw(canvas)
     row_height = grid.height / len(labels)
@@ -347,6 +347,11 @@ def _interpolation_outputs(model: GenModel, z_a, z_b, image_a, image_b, steps: i
     strip = labelled_rows(rows, ["lerp", "slerp", "pixels"], scale)
     by_step = rows.unflatten(0, (3, steps)).transpose(0, 1)  # (steps, 3, C, H, W)
     frames = [labelled_rows(frame, ["lerp", "slerp", "pixels"], scale) for frame in by_step]
+    if strip.mode == "RGB":
+        # One palette for every frame, taken from the strip (which holds them all): GIF's default
+        # median-cut quantization per frame cost ~0.15 s a frame, and made colours flicker.
+        palette = strip.quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+        frames = [frame.quantize(palette=palette, dither=Image.Dither.NONE) for frame in frames]
     return strip, GIFS.write(frames)
 
 
