@@ -1,0 +1,276 @@
+"""Evaluate a genhub model against real held-out data and record the result in its card.
+
+    >>> evaluation = evaluate_model(model, "mnist")          # samples vs MNIST test
+    >>> print(evaluation.table())
+    >>> record_evaluation("runs/vae", evaluation)            # card metadata + body, eval.json
+
+Training scripts call the same two functions at the end of training (or merge
+`evaluation.card_context()` into the card they pass to `genhub.training.finish`).
+
+Which metrics: on 28x28 grey digits (mnist, binarized-mnist) the classifier-based ones
+(Fréchet distance, KID, precision/recall on the bundled evaluator CNN's features, class
+coverage and entropy) plus the network-free sliced Wasserstein distance; on any other data
+(faces, SVHN) the SWD only. The NLL is added for models with a likelihood (VAEs) when it
+is a true likelihood of the reference data: Gaussian models, or Bernoulli models on binary data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import metrics as M
+from .data import DATASETS, load_images
+
+DIGIT_DATASETS = {"mnist", "binarized-mnist"}
+EVALUATOR_NOTE = (
+    "FD and KID are computed on the 128-d features of genhub's MNIST evaluator CNN "
+    "(weights/evaluators/mnist-cnn, 99.5% test accuracy), not Inception: compare them only with "
+    "other genhub numbers. SWD is the network-free multi-scale sliced Wasserstein distance on "
+    "7x7 Laplacian-pyramid patches (x1000)."
+)
+
+# metric key -> (label in tables, EvalResult metric type, higher is better?)
+METRICS = {
+    "fd": ("Fréchet distance (evaluator CNN features)", "frechet_distance", False),
+    "kid": ("KID x 10^3 (evaluator CNN features)", "kernel_inception_distance", False),
+    "precision": ("precision (k=3)", "precision", True),
+    "recall": ("recall (k=3)", "recall", True),
+    "class_coverage": ("digit classes drawn (of 10)", "class_coverage", True),
+    "class_entropy_bits": ("class-histogram entropy, bits (max 3.32)", "entropy", True),
+    "swd": ("sliced Wasserstein distance x 10^3", "sliced_wasserstein_distance", False),
+    "nll": ("NLL, nats per image (IWAE bound)", "nll", False),
+}
+
+
+@dataclass
+class Evaluation:
+    """Metric values (`metrics`, flat), everything behind them (`details`) and how they were computed."""
+
+    dataset: str
+    dataset_id: str
+    split: str
+    metrics: dict
+    details: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+    def table(self) -> str:
+        """A markdown table of the metrics."""
+        rows = ["| metric | value |", "|---|---|"]
+        rows += [f"| {METRICS[key][0] if key in METRICS else key} | {_format(key, value)} |" for key, value in self.metrics.items()]
+        return "\n".join(rows)
+
+    def note(self) -> str:
+        settings = ", ".join(f"{key} {value}" for key, value in self.settings.items())
+        return f"Measured on {self.dataset} split `{self.split}` ({settings}). {EVALUATOR_NOTE if 'fd' in self.metrics else ''}".strip()
+
+    def eval_results(self) -> list:
+        """The metrics as huggingface_hub EvalResult entries for the card's model-index."""
+        from huggingface_hub import EvalResult
+
+        return [
+            EvalResult(
+                task_type="unconditional-image-generation", task_name="Unconditional image generation",
+                dataset_type=self.dataset_id, dataset_name=self.dataset, dataset_split=self.split,
+                metric_type=METRICS[key][1], metric_name=METRICS[key][0], metric_value=_rounded(key, value),
+            )
+            for key, value in self.metrics.items() if key in METRICS
+        ]
+
+    def card_context(self) -> dict:
+        """Keys for the card templates (model_cards/*.md): `metrics`, `metrics_note`, `eval_results`."""
+        return {
+            "metrics": {METRICS[key][0] if key in METRICS else key: _format(key, value) for key, value in self.metrics.items()},
+            "metrics_note": self.note(),
+            "eval_results": self.eval_results(),
+        }
+
+    def to_dict(self) -> dict:
+        return {"dataset": self.dataset, "dataset_id": self.dataset_id, "split": self.split, "metrics": self.metrics, "details": self.details, "settings": self.settings}
+
+
+def _format(key: str, value) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return f"{value * 1000:.3f}" if key == "kid" else f"{value:.4g}" if abs(value) < 1 else f"{value:.2f}"
+
+
+def _rounded(key: str, value):
+    return value if isinstance(value, int) else round(value * 1000 if key == "kid" else value, 4)
+
+
+# -- data -------------------------------------------------------------------------------------
+def dataset_family(dataset: str) -> str | None:
+    """The short name of a dataset given by name or by a local folder of the shared layout."""
+    text = str(dataset).lower()
+    if text in DATASETS:
+        return text
+    name = Path(str(dataset)).name.lower()
+    return next((key for key, spec in DATASETS.items() if spec.local_name == name or spec.hub_id.lower() == text), None)
+
+
+def reference_images(dataset: str, image_shape, split: str = "auto", limit: int | None = None) -> tuple[torch.Tensor, str]:
+    """Real held-out images in [0, 1] shaped like the model's output, and the split they came from.
+
+    split "auto": validation, else test, else train (for datasets that only have train).
+    """
+    from .data import DatasetError
+
+    channels, side, _ = image_shape
+    candidates = ["validation", "test", "train"] if split == "auto" else [split]
+    for name in candidates:
+        try:
+            data = load_images(dataset, split=name, image_size=side, channels=channels, limit=limit)
+        except DatasetError as error:
+            if split == "auto" and "has no split" in str(error):
+                continue
+            raise
+        return data.images.float() / 255, name
+    raise AssertionError("unreachable: train always exists")
+
+
+@torch.no_grad()
+def generate(model, n: int, seed: int = 0, batch_size: int = 500) -> torch.Tensor:
+    """n samples in [0, 1] from the model's prior, decoded in batches, on the model's device."""
+    was_training = model.training
+    model.eval()
+    latents = model.sample_latent(n, seed)
+    images = torch.cat([model.decode(batch).clamp(0, 1) for batch in latents.split(batch_size)])
+    model.train(was_training)
+    return images
+
+
+# -- metrics ----------------------------------------------------------------------------------
+def evaluate_images(samples: torch.Tensor, reference: torch.Tensor, *, classifier=None, seed: int = 0, swd_images: int = 1024) -> tuple[dict, dict]:
+    """Sample metrics of `samples` against real `reference` images (both in [0, 1]).
+
+    With a `classifier` (DigitClassifier): FD, KID, precision/recall, class coverage and entropy
+    on its features and predictions, plus SWD; without one, SWD only. Returns (metrics, details).
+    """
+    M.check_images(samples, "samples")
+    M.check_images(reference, "reference images")
+    if samples.shape[1:] != reference.shape[1:]:
+        raise ValueError(f"samples {tuple(samples.shape[1:])} and reference images {tuple(reference.shape[1:])} differ in shape")
+    values: dict = {}
+    details: dict = {}
+    if classifier is not None:
+        real_features = classifier.features(reference)
+        fake_features = classifier.features(samples)
+        values["fd"] = M.frechet_distance(real_features, fake_features)
+        kid = M.kernel_distance(real_features, fake_features, subsets=50, seed=seed)
+        values["kid"] = kid["mean"]
+        details["kid"] = kid
+        pr = M.precision_recall(real_features, fake_features)
+        values["precision"], values["recall"] = pr["precision"], pr["recall"]
+        histogram = M.class_histogram(classifier.probabilities(samples))
+        values["class_coverage"], values["class_entropy_bits"] = histogram["coverage"], histogram["entropy_bits"]
+        details["class_histogram"] = histogram
+    device = samples.device
+    swd = M.sliced_wasserstein(reference[:swd_images].to(device), samples[:swd_images], seed=seed)
+    values["swd"] = swd["mean"]
+    details["swd"] = swd
+    return values, details
+
+
+def has_true_likelihood(model, reference: torch.Tensor) -> bool:
+    """NLL is reported for Gaussian VAEs, and for Bernoulli VAEs only on binary data."""
+    if not hasattr(model, "iwae_bound"):
+        return False
+    if getattr(model, "likelihood", None) == "bernoulli":
+        return bool(((reference == 0) | (reference == 1)).all())
+    return True
+
+
+def evaluate_model(
+    model,
+    dataset: str = "mnist",
+    *,
+    num_samples: int = 10000,
+    seed: int = 0,
+    split: str = "auto",
+    nll_k: int = 1000,
+    nll_images: int = 1000,
+    classifier=None,
+) -> Evaluation:
+    """Evaluate `model` (any GenModel) against held-out real images of `dataset`.
+
+    num_samples: generated images and reference images compared (fewer if the split is smaller).
+    nll_k, nll_images: importance samples and held-out images for the IWAE NLL (0 skips it).
+    classifier: evaluator for digit data (default: the bundled MNIST CNN, on the model's device).
+    Deterministic for a seed. Runs on the model's device.
+    """
+    from .classifier import load_evaluator
+
+    family = dataset_family(dataset)
+    reference, used_split = reference_images(dataset, model.image_shape, split, limit=num_samples)
+    digit_data = family in DIGIT_DATASETS and tuple(model.image_shape) == (1, 28, 28)
+    if digit_data and classifier is None:
+        classifier = load_evaluator("mnist", device=model.device)
+    samples = generate(model, len(reference), seed)
+    values, details = evaluate_images(samples, reference.to(model.device), classifier=classifier if digit_data else None, seed=seed)
+    settings = {"samples": len(samples), "seed": seed}
+    if nll_k and has_true_likelihood(model, reference):
+        nll = M.iwae_nll(model, reference[:nll_images], k=nll_k, seed=seed)
+        values["nll"] = nll["nll"]
+        details["nll"] = nll
+        settings.update({"NLL k": nll_k, "NLL images": nll["images"]})
+    elif nll_k and hasattr(model, "iwae_bound"):
+        details["nll"] = "skipped: a Bernoulli likelihood is not a density for grey-level images; evaluate on binarized-mnist"
+    spec = DATASETS.get(family) if family else None
+    return Evaluation(
+        dataset=family or str(dataset), dataset_id=spec.hub_id if spec else str(dataset), split=used_split,
+        metrics=values, details=details, settings=settings,
+    )
+
+
+# -- the card -----------------------------------------------------------------------------------
+_EVALUATION_SECTION = re.compile(r"^## Evaluation\n.*?(?=^## |\Z)", re.S | re.M)
+
+
+def update_card(card, evaluation: Evaluation, model_name: str | None = None):
+    """Put the evaluation into a huggingface_hub ModelCard: model-index metadata and the
+    body's "## Evaluation" section (added before "## Limitations" when missing)."""
+    card.data.eval_results = evaluation.eval_results()
+    card.data.model_name = model_name or card.data.model_name or "genhub model"
+    section = f"## Evaluation\n\n{evaluation.table()}\n\n{evaluation.note()}\n\n"
+    body = card.text
+    if _EVALUATION_SECTION.search(body):
+        body = _EVALUATION_SECTION.sub(lambda _: section, body, count=1)
+    elif "## Limitations" in body:
+        body = body.replace("## Limitations", section + "## Limitations", 1)
+    else:
+        body = body.rstrip("\n") + "\n\n" + section
+    card.text = body
+    return card
+
+
+def record_evaluation(folder, evaluation: Evaluation, model_name: str | None = None) -> Path:
+    """Write `eval.json` into a saved model folder and update its README.md card in place."""
+    from huggingface_hub import ModelCard
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder; save the model first")
+    write_json(folder / "eval.json", evaluation)
+    card_path = folder / "README.md"
+    card = ModelCard.load(card_path) if card_path.exists() else ModelCard("---\n---\n\n# genhub model\n")
+    update_card(card, evaluation, model_name=model_name or folder.name)
+    card.save(card_path)
+    return card_path
+
+
+def write_json(path, evaluation: Evaluation) -> None:
+    Path(path).write_text(json.dumps(evaluation.to_dict(), indent=2, default=_json_default) + "\n", encoding="utf-8")
+
+
+def _json_default(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value)

@@ -1,0 +1,203 @@
+"""Sanity of genhub.metrics on real MNIST: real-vs-real near the floor, real-vs-noise far,
+a mode-dropped set (digits 0-4 only) caught, determinism for a seed, clear input errors."""
+
+import json
+
+import pytest
+import torch
+
+from genhub import GenVAE
+from genhub.classifier import DigitClassifier, load_evaluator
+from genhub.data import load_images
+from genhub.evaluation import evaluate_model, record_evaluation
+from genhub.metrics import (
+    class_histogram,
+    frechet_distance,
+    iwae_nll,
+    kernel_distance,
+    precision_recall,
+    sliced_wasserstein,
+)
+
+N = 1000
+
+
+@pytest.fixture(scope="module")
+def digits(data_dir):
+    """Two disjoint real sets (train and test), noise, and a mode-dropped real set (0-4 only)."""
+    train = load_images(data_dir / "mnist", split="train", limit=N)
+    test = load_images(data_dir / "mnist", split="test", limit=3 * N)
+    low = test.images[test.labels < 5][:N]
+    generator = torch.Generator().manual_seed(0)
+    return {
+        "real": train.images.float() / 255,
+        "other": test.images[:N].float() / 255,
+        "noise": torch.rand(N, 1, 28, 28, generator=generator),
+        "dropped": low.float() / 255,
+        "test_labels": test.labels[:N],
+        "real_labels": train.labels,
+    }
+
+
+@pytest.fixture(scope="module")
+def features(digits):
+    classifier = load_evaluator("mnist")
+    return {name: classifier.features(images) for name, images in digits.items() if not name.endswith("labels")}, classifier
+
+
+def test_bundled_evaluator_is_accurate_on_real_test_digits(digits, features):
+    _, classifier = features
+    accuracy = (classifier.predict(digits["other"]) == digits["test_labels"]).float().mean().item()
+    assert accuracy >= 0.98
+
+
+def test_frechet_distance_floor_and_noise(features):
+    f, _ = features
+    real_vs_real = frechet_distance(f["real"], f["other"])
+    real_vs_noise = frechet_distance(f["real"], f["noise"])
+    assert real_vs_real < 0.05 * real_vs_noise
+    assert frechet_distance(f["real"], f["real"]) == pytest.approx(0, abs=1e-6)
+
+
+def test_frechet_distance_of_a_shift_is_its_squared_length():
+    x = torch.randn(500, 8, generator=torch.Generator().manual_seed(1))
+    shift = torch.arange(8.0)
+    assert frechet_distance(x, x + shift) == pytest.approx(shift.pow(2).sum().item(), rel=1e-6)
+
+
+def test_kid_floor_and_noise(features):
+    f, _ = features
+    real_vs_real = kernel_distance(f["real"], f["other"], subsets=10, subset_size=500)["mean"]
+    real_vs_noise = kernel_distance(f["real"], f["noise"], subsets=10, subset_size=500)["mean"]
+    assert abs(real_vs_real) < 0.02 * real_vs_noise
+
+
+def test_precision_recall_floor_noise_and_mode_dropping(features):
+    f, _ = features
+    real = precision_recall(f["real"], f["other"])
+    noise = precision_recall(f["real"], f["noise"])
+    dropped = precision_recall(f["real"], f["dropped"])
+    assert real["precision"] > 0.6 and real["recall"] > 0.6
+    assert noise["precision"] < 0.05 and noise["recall"] < 0.05
+    # Half the digits missing: samples stay realistic (precision), coverage of the data falls.
+    assert dropped["precision"] > 0.6
+    assert dropped["recall"] < real["recall"] - 0.25
+
+
+def test_class_histogram_catches_the_dropped_digits(digits, features):
+    _, classifier = features
+    full = class_histogram(classifier.probabilities(digits["other"]))
+    dropped = class_histogram(classifier.probabilities(digits["dropped"]))
+    assert full["coverage"] == 10 and full["entropy_bits"] > 3.2
+    assert dropped["coverage"] == 5 and dropped["entropy_bits"] < 2.4
+    assert sum(dropped["counts"]) == len(digits["dropped"])
+
+
+def test_sliced_wasserstein_floor_noise_and_seed(digits):
+    real, other, noise = digits["real"][:300], digits["other"][:300], digits["noise"][:300]
+    real_vs_real = sliced_wasserstein(real, other, patches_per_image=32, seed=3)
+    real_vs_noise = sliced_wasserstein(real, noise, patches_per_image=32, seed=3)
+    assert len(real_vs_real["levels"]) == 2  # 28 and 14 pixels
+    assert real_vs_real["mean"] < 0.3 * real_vs_noise["mean"]
+    again = sliced_wasserstein(real, other, patches_per_image=32, seed=3)
+    assert again["levels"] == real_vs_real["levels"]
+    assert sliced_wasserstein(real, other, patches_per_image=32, seed=4)["mean"] != real_vs_real["mean"]
+
+
+def test_kid_is_deterministic_for_a_seed(features):
+    f, _ = features
+    first = kernel_distance(f["real"], f["dropped"], subsets=5, subset_size=200, seed=7)
+    assert kernel_distance(f["real"], f["dropped"], subsets=5, subset_size=200, seed=7) == first
+    assert kernel_distance(f["real"], f["dropped"], subsets=5, subset_size=200, seed=8)["mean"] != first["mean"]
+
+
+def test_bad_inputs_raise_clear_errors(digits):
+    real = digits["real"][:50]
+    with pytest.raises(ValueError, match="differ in dimension"):
+        frechet_distance(torch.randn(50, 8), torch.randn(50, 9))
+    with pytest.raises(ValueError, match="2-D"):
+        precision_recall(torch.randn(50, 8, 1), torch.randn(50, 8))
+    with pytest.raises(ValueError, match="NaN"):
+        kernel_distance(torch.full((10, 4), float("nan")), torch.randn(10, 4))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        sliced_wasserstein(real, real * 255)
+    with pytest.raises(ValueError, match="uint8|float"):
+        sliced_wasserstein(real, (real * 255).to(torch.uint8))
+    with pytest.raises(ValueError, match="differ in shape"):
+        sliced_wasserstein(real, torch.rand(50, 3, 28, 28))
+    with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\)"):
+        DigitClassifier().features(torch.rand(4, 1, 32, 32))
+    with pytest.raises(ValueError, match="min_fraction"):
+        class_histogram(torch.rand(4, 10), min_fraction=2)
+    with pytest.raises(TypeError, match="VAEs only"):
+        iwae_nll(DigitClassifier(), real)
+
+
+def test_iwae_nll_is_deterministic_and_tightens(data_dir):
+    torch.manual_seed(0)
+    model = GenVAE(latent_dim=8, hidden_dims=(64,))
+    images = load_images(data_dir / "binarized_mnist", split="validation", limit=20).images.float() / 255
+    one = iwae_nll(model, images, k=1, seed=0)
+    many = iwae_nll(model, images, k=64, seed=0)
+    assert iwae_nll(model, images, k=64, seed=0) == many
+    assert many["nll"] < one["nll"]  # log-mean-exp of 64 weights bounds log p(x) more tightly
+    assert many["bits_per_dim"] == pytest.approx(many["nll"] / (784 * 0.6931471805599453))
+
+
+def test_evaluate_model_and_record_in_card(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("GENHUB_DATA_DIR", str(data_dir))
+    torch.manual_seed(0)
+    model = GenVAE(latent_dim=8, hidden_dims=(64,))
+    folder = tmp_path / "vae"
+    model.save_pretrained(folder, model_card_kwargs={"dataset": "binarized MNIST"})
+    evaluation = evaluate_model(model, "binarized-mnist", num_samples=200, nll_k=4, nll_images=20)
+    assert evaluation.split == "validation"
+    assert set(evaluation.metrics) >= {"fd", "kid", "precision", "recall", "class_coverage", "swd", "nll"}
+    again = evaluate_model(model, "binarized-mnist", num_samples=200, nll_k=4, nll_images=20)
+    assert again.metrics == evaluation.metrics
+    record_evaluation(folder, evaluation)
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(folder / "README.md")
+    types = {result.metric_type for result in card.data.eval_results}
+    assert {"frechet_distance", "recall", "nll"} <= types
+    assert card.text.count("## Evaluation") == 1 and "Fréchet distance" in card.text
+    assert json.loads((folder / "eval.json").read_text())["metrics"]["class_coverage"] == evaluation.metrics["class_coverage"]
+    # Recording twice replaces the section rather than appending a second one.
+    record_evaluation(folder, evaluation)
+    assert ModelCard.load(folder / "README.md").text.count("## Evaluation") == 1
+
+
+def test_a_few_classifier_steps_lower_the_loss(digits):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "train"))
+    from classifier import train_steps
+
+    torch.manual_seed(0)
+    model = DigitClassifier()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    images = (digits["real"][:256] * 255).to(torch.uint8)
+    labels = digits["real_labels"][:256]
+    generator = torch.Generator().manual_seed(0)
+    first = train_steps(model, optimizer, images, labels, 64, generator)
+    for _ in range(3):
+        last = train_steps(model, optimizer, images, labels, 64, generator)
+    assert last < first - 0.3
+
+
+def test_evaluate_cli_explains_bad_model_and_dataset(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "train"))
+    import evaluate
+
+    with pytest.raises(SystemExit, match="no config.json"):
+        evaluate.main([str(tmp_path), "--dataset", "mnist"])
+    folder = tmp_path / "vae"
+    GenVAE(latent_dim=4, hidden_dims=(16,)).save_pretrained(folder)
+    with pytest.raises(SystemExit, match="Unknown dataset 'no-such-data'"):
+        evaluate.main([str(folder), "--dataset", "no-such-data"])
+    assert not (folder / "eval.json").exists()  # nothing half-written
