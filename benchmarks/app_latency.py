@@ -162,6 +162,21 @@ def main() -> None:
     sketch = {"background": handle_file(digit), "layers": [], "composite": handle_file(digit)}
 
     models = {}
+    report = {
+        "machine": f"{os.cpu_count()}-core CPU ({platform.processor() or platform.machine()}), "
+        f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}",
+        "load_average_1m_before_after": [round(load_before[0], 2), None],
+        "torch_threads_per_request": torch.get_num_threads(),
+        "concurrency_limit": app.CONCURRENCY_LIMIT,
+        "cold_start_s": cold,
+        "cold_start_median_s": statistics.median(cold),
+        "cold_start_cpu_s": cold_cpu,
+        "floor": results["floor"],
+        "models": models,
+        "complete": False,  # saved after every action, so an interrupted run keeps what it measured
+        "bars_ms": BARS_MS,
+        "versions": {"gradio": __import__("gradio").__version__, "torch": torch.__version__, "python": platform.python_version()},
+    }
     for label, key in registry.choices():
         model = registry.get(key)
         values, _ = logic.slider_start(model, 0)
@@ -191,26 +206,18 @@ def main() -> None:
             models[label][name] = served
             print(f"{label:34s} {name:13s} p50 {served['p50_ms']:7.1f} ms  p95 {served['p95_ms']:7.1f} ms  "
                   f"compute p50 {served['compute_p50_ms']:6.2f} ms  (floor p50 {results['floor']['p50_ms']:.1f} ms)")
+            save(report, args.out)
     stop(server)
-
-    report = {
-        "machine": f"{os.cpu_count()}-core CPU ({platform.processor() or platform.machine()}), "
-        f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}",
-        "load_average_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
-        "torch_threads_per_request": torch.get_num_threads(),
-        "concurrency_limit": app.CONCURRENCY_LIMIT,
-        "cold_start_s": cold,
-        "cold_start_median_s": statistics.median(cold),
-        "cold_start_cpu_s": cold_cpu,
-        "floor": results["floor"],
-        "models": models,
-        "bars_ms": BARS_MS,
-        "versions": {"gradio": __import__("gradio").__version__, "torch": torch.__version__, "python": platform.python_version()},
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latency.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "latency.md").write_text(markdown(report))
+    report["complete"] = True
+    save(report, args.out)
     print(f"wrote {args.out / 'latency.json'} and {args.out / 'latency.md'}")
+
+
+def save(report: dict, out: Path) -> None:
+    report["load_average_1m_before_after"][1] = round(os.getloadavg()[0], 2)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latency.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "latency.md").write_text(markdown(report))
 
 
 def markdown(report: dict) -> str:
@@ -220,7 +227,8 @@ def markdown(report: dict) -> str:
         f"Measured by `benchmarks/app_latency.py` on a {report['machine']}; 1-minute load average "
         f"{report['load_average_1m_before_after'][0]} before and {report['load_average_1m_before_after'][1]} after "
         "(the CPU is shared with other jobs). Times are through `gradio_client` against `python app.py` on "
-        "127.0.0.1, result download included.",
+        "127.0.0.1, result download included."
+        + ("" if report["complete"] else " **Partial run**: interrupted before every model and action was timed."),
         "",
         f"- Cold start to served page: median **{report['cold_start_median_s']} s** over {len(report['cold_start_s'])} "
         f"starts ({report['cold_start_s']}); bar 10 s. CPU time the server process used until then "
