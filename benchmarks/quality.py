@@ -1,0 +1,421 @@
+"""genhub's default recipes vs the classic recipes they replace, at equal compute on MNIST.
+
+    python benchmarks/quality.py --budget 300          # CPU seconds of training per recipe
+    python benchmarks/quality.py --budget 60 --samples 2000 --threads 1    # a quick run
+
+Every recipe trains on the same real data for the same budget, in one run, one after
+another, then is evaluated with genhub.evaluation against MNIST test (FD, KID, precision,
+recall, class coverage and entropy, SWD) and, for the VAEs, the IWAE NLL on binarized-MNIST
+validation. Results go to docs/quality.md and docs/quality.json.
+
+The budget is counted in CPU seconds of this process (time.process_time), not wall-clock
+time, so that other jobs on a shared machine do not shorten one recipe more than another;
+on a GPU it is wall-clock time (after synchronizing).
+
+The pairs:
+  GAN (BCE)   genhub: GenDCGAN, train/gan.py defaults (objective dcgan, conv width 64, EMA, GANTrainer)
+              classic: the course-lab DCGAN: z as a 1x1 map, transposed convs k5/k5/k5s2/k5/k4
+              (1 -> 5 -> 9 -> 21 -> 25 -> 28) with BN, sigmoid output, BCE, Adam 2e-4 beta1 0.5;
+              its discriminator mirrors the generator (the lab only fixes the generator)
+  GAN (WGAN)  genhub: GenWGAN, objective wgan-gp (its recipe from genhub.objectives)
+              classic: MLP WGAN with weight clipping: critic 784-64-128-1, generator
+              100-64-256-512-784 with BN and tanh, RMSprop 5e-5, clip 0.01, n_critic 5
+  VAE         genhub: GenVAE, train/vae.py defaults (conv, latent 32, Bernoulli, Adam 1e-3 with
+              cosine decay over the budget), on binarized MNIST
+              classic: MLP VAE 784-512-256-128 with BN, latent 32, BCE-sum + KL, Adam 1e-3,
+              on binarized MNIST
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from genhub import GenVAE, load_images  # noqa: E402
+from genhub.classifier import load_evaluator  # noqa: E402
+from genhub.evaluation import METRICS, evaluate_images, generate  # noqa: E402
+from genhub.gan import Critic, GenDCGAN, GenWGAN  # noqa: E402
+from genhub.metrics import iwae_nll  # noqa: E402
+from genhub.objectives import get_objective  # noqa: E402
+from genhub.trainer import GANTrainer, TrainSettings  # noqa: E402
+from genhub.training import environment_summary, pick_device, seed_everything  # noqa: E402
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+# -- the classic recipes -------------------------------------------------------------------------
+class LabDCGANGenerator(nn.Module):
+    """z (100) as a 1x1 map -> transposed convs 5, 5, 5 stride 2, 5, 4 -> 28x28, BN, sigmoid."""
+
+    def __init__(self, latent_dim: int = 100, widths=(128, 64, 32, 16)):
+        super().__init__()
+        a, b, c, d = widths
+        block = lambda i, o, k, s=1: [nn.ConvTranspose2d(i, o, k, s, bias=False), nn.BatchNorm2d(o), nn.ReLU()]  # noqa: E731
+        self.net = nn.Sequential(
+            *block(latent_dim, a, 5), *block(a, b, 5), *block(b, c, 5, 2), *block(c, d, 5),
+            nn.ConvTranspose2d(d, 1, 4), nn.Sigmoid(),
+        )
+
+    def forward(self, z):
+        return self.net(z[:, :, None, None])
+
+
+class LabDCGANDiscriminator(nn.Module):
+    """The generator mirrored: convs k4, k5, k5 stride 2, k5, k5 (28 -> 25 -> 21 -> 9 -> 5 -> 1), sigmoid."""
+
+    def __init__(self, widths=(16, 32, 64, 128)):
+        super().__init__()
+        a, b, c, d = widths
+        self.net = nn.Sequential(
+            nn.Conv2d(1, a, 4), nn.LeakyReLU(0.2),
+            nn.Conv2d(a, b, 5, bias=False), nn.BatchNorm2d(b), nn.LeakyReLU(0.2),
+            nn.Conv2d(b, c, 5, 2, bias=False), nn.BatchNorm2d(c), nn.LeakyReLU(0.2),
+            nn.Conv2d(c, d, 5, bias=False), nn.BatchNorm2d(d), nn.LeakyReLU(0.2),
+            nn.Conv2d(d, 1, 5), nn.Flatten(), nn.Sigmoid(),
+        )
+
+    def forward(self, x):
+        return self.net(x).squeeze(1)
+
+
+class ClassicWGANGenerator(nn.Module):
+    def __init__(self, latent_dim: int = 100):
+        super().__init__()
+        layers, sizes = [], [latent_dim, 64, 256, 512]
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(fan_in, fan_out), nn.BatchNorm1d(fan_out), nn.ReLU()]
+        self.net = nn.Sequential(*layers, nn.Linear(512, 784), nn.Tanh(), nn.Unflatten(1, (1, 28, 28)))
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class ClassicVAE(nn.Module):
+    """The lab MLP VAE: encoder 784-512-256-128 with BN, latent 32, decoder mirrored, sigmoid."""
+
+    image_shape = (1, 28, 28)
+    latent_dim = 32
+
+    def __init__(self):
+        super().__init__()
+        def stack(sizes):
+            layers = []
+            for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+                layers += [nn.Linear(fan_in, fan_out), nn.BatchNorm1d(fan_out), nn.ReLU()]
+            return layers
+        self.encoder = nn.Sequential(nn.Flatten(), *stack([784, 512, 256, 128]), nn.Linear(128, 64))
+        self.decoder = nn.Sequential(*stack([32, 128, 256, 512]), nn.Linear(512, 784), nn.Unflatten(1, (1, 28, 28)))
+
+    @property
+    def device(self):
+        return next(self.parameters()).device
+
+    def loss(self, x):
+        mean, log_var = self.encoder(x).chunk(2, 1)
+        z = mean + (0.5 * log_var).exp() * torch.randn_like(mean)
+        reconstruction = F.binary_cross_entropy_with_logits(self.decoder(z), x, reduction="sum")
+        kl = -0.5 * (1 + log_var - mean.pow(2) - log_var.exp()).sum()
+        return (reconstruction + kl) / len(x)
+
+    def sample_latent(self, n, seed=None):
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
+
+    def decode(self, z):
+        return torch.sigmoid(self.decoder(z))
+
+    def iwae_bound(self, x, k, chunk=100):
+        """The same importance-weighted bound as GenVAE.iwae_bound, for this model."""
+        mean, log_var = self.encoder(x).chunk(2, 1)
+        std = (0.5 * log_var).exp()
+        log_weights = []
+        for start in range(0, k, chunk):
+            count = min(chunk, k - start)
+            z = mean + std * torch.randn(count, *mean.shape, device=x.device)
+            logits = self.decoder(z.flatten(0, 1)).unflatten(0, (count, len(x)))
+            log_px = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").flatten(2).sum(-1)
+            log_pz = -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
+            log_qz = -0.5 * (LOG_2PI + log_var + (z - mean) ** 2 / log_var.exp()).sum(-1)
+            log_weights.append(log_px + log_pz - log_qz)
+        return torch.logsumexp(torch.cat(log_weights), 0) - math.log(k)
+
+
+class Sampler(nn.Module):
+    """Wraps a classic generator in the interface genhub.evaluation.generate expects."""
+
+    def __init__(self, generator: nn.Module, latent_dim: int, to_unit=lambda x: x):
+        super().__init__()
+        self.generator, self.latent_dim, self.to_unit, self.image_shape = generator, latent_dim, to_unit, (1, 28, 28)
+
+    @property
+    def device(self):
+        return next(self.parameters()).device
+
+    def sample_latent(self, n, seed=None):
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
+
+    def decode(self, z):
+        return self.to_unit(self.generator(z))
+
+
+# -- budgeted training loops ----------------------------------------------------------------------
+class Budget:
+    """CPU seconds of this process on CPU; wall-clock seconds on CUDA."""
+
+    def __init__(self, seconds: float, device: torch.device):
+        self.seconds, self.device = seconds, device
+        self.clock = time.perf_counter if device.type == "cuda" else time.process_time
+        self.start = self.clock()
+        self.wall_start = time.perf_counter()
+
+    def used(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return self.clock() - self.start
+
+    def left(self) -> bool:
+        return self.used() < self.seconds
+
+    def fraction(self) -> float:
+        return min(self.used() / self.seconds, 1.0)
+
+
+def batches(data: torch.Tensor, batch_size: int, generator: torch.Generator):
+    """Endless shuffled batches of uint8 images."""
+    while True:
+        order = torch.randperm(len(data), generator=generator)
+        for start in range(0, len(data) - batch_size + 1, batch_size):
+            yield data[order[start : start + batch_size].to(data.device)]
+
+
+def train_genhub_gan(cls, objective: str, data, budget: Budget, seed: int):
+    model = cls(image_shape=(1, 28, 28), latent_dim=100, architecture="dcgan", width=64, objective=objective)
+    critic = Critic((1, 28, 28), architecture="dcgan", width=64, norm=get_objective(objective).critic_norm)
+    trainer = GANTrainer(model, critic, objective, settings=TrainSettings(batch_size=64, seed=seed, progress=False), device=budget.device)
+    steps = 0
+    for real in batches(data, 64, torch.Generator().manual_seed(seed)):
+        trainer.step(real.float().div(127.5).sub(1))
+        steps += 1
+        if steps % 5 == 0 and not budget.left():
+            break
+    return trainer.sampling_model(), {"critic steps": trainer.critic_steps, "generator steps": trainer.generator_steps}
+
+
+def train_lab_dcgan(data, budget: Budget, seed: int):
+    generator, discriminator = LabDCGANGenerator().to(budget.device), LabDCGANDiscriminator().to(budget.device)
+    opt_g = torch.optim.Adam(generator.parameters(), 2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(discriminator.parameters(), 2e-4, betas=(0.5, 0.999))
+    steps = 0
+    for real in batches(data, 64, torch.Generator().manual_seed(seed)):
+        real = real.float().div(255)
+        fake = generator(torch.randn(len(real), 100, device=budget.device))
+        ones, zeros = torch.ones(len(real), device=budget.device), torch.zeros(len(real), device=budget.device)
+        loss_d = F.binary_cross_entropy(discriminator(real), ones) + F.binary_cross_entropy(discriminator(fake.detach()), zeros)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        loss_g = F.binary_cross_entropy(discriminator(fake), ones)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        steps += 1
+        if steps % 5 == 0 and not budget.left():
+            break
+    return Sampler(generator, 100), {"critic steps": steps, "generator steps": steps}
+
+
+def train_classic_wgan(data, budget: Budget, seed: int):
+    generator = ClassicWGANGenerator().to(budget.device)
+    critic = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.LeakyReLU(0.2), nn.Linear(64, 128), nn.LeakyReLU(0.2), nn.Linear(128, 1)).to(budget.device)
+    opt_g, opt_c = torch.optim.RMSprop(generator.parameters(), 5e-5), torch.optim.RMSprop(critic.parameters(), 5e-5)
+    critic_steps = generator_steps = 0
+    for real in batches(data, 64, torch.Generator().manual_seed(seed)):
+        real = real.float().div(127.5).sub(1)
+        fake = generator(torch.randn(len(real), 100, device=budget.device))
+        loss_c = critic(fake.detach()).mean() - critic(real).mean()
+        opt_c.zero_grad(set_to_none=True)
+        loss_c.backward()
+        opt_c.step()
+        for parameter in critic.parameters():
+            parameter.data.clamp_(-0.01, 0.01)
+        critic_steps += 1
+        if critic_steps % 5 == 0:
+            loss_g = -critic(generator(torch.randn(len(real), 100, device=budget.device))).mean()
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            generator_steps += 1
+            if not budget.left():
+                break
+    return Sampler(generator, 100, lambda x: (x + 1) / 2), {"critic steps": critic_steps, "generator steps": generator_steps}
+
+
+def train_genhub_vae(data, budget: Budget, seed: int):
+    model = GenVAE(image_shape=(1, 28, 28), latent_dim=32, architecture="conv", conv_width=32, likelihood="bernoulli").to(budget.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    steps = 0
+    for real in batches(data, 100, torch.Generator().manual_seed(seed)):
+        for group in optimizer.param_groups:
+            group["lr"] = 1e-3 * 0.5 * (1 + math.cos(math.pi * budget.fraction()))  # train/vae.py: cosine over the budget
+        loss = -model.elbo(real.float().div(255)).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        steps += 1
+        if steps % 5 == 0 and not budget.left():
+            break
+    return model, {"steps": steps}
+
+
+def train_classic_vae(data, budget: Budget, seed: int):
+    model = ClassicVAE().to(budget.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    steps = 0
+    for real in batches(data, 128, torch.Generator().manual_seed(seed)):
+        loss = model.loss(real.float().div(255))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        steps += 1
+        if steps % 5 == 0 and not budget.left():
+            break
+    return model, {"steps": steps}
+
+
+RECIPES = [
+    # (row name, family, pair, trainer, data key)
+    ("genhub DCGAN (GenDCGAN, dcgan objective, EMA)", "gan-bce", "genhub", lambda d, b, s: train_genhub_gan(GenDCGAN, "dcgan", d, b, s), "mnist"),
+    ("classic lab DCGAN (5/5/5s2/5/4, sigmoid, BCE)", "gan-bce", "classic", train_lab_dcgan, "mnist"),
+    ("genhub WGAN-GP (GenWGAN, wgan-gp objective, EMA)", "gan-wasserstein", "genhub", lambda d, b, s: train_genhub_gan(GenWGAN, "wgan-gp", d, b, s), "mnist"),
+    ("classic MLP WGAN (weight clipping)", "gan-wasserstein", "classic", train_classic_wgan, "mnist"),
+    ("genhub VAE (GenVAE conv, Bernoulli)", "vae", "genhub", train_genhub_vae, "binarized"),
+    ("classic MLP VAE (BN, BCE-sum + KL)", "vae", "classic", train_classic_vae, "binarized"),
+]
+COLUMNS = ["fd", "kid", "precision", "recall", "class_coverage", "class_entropy_bits", "swd", "nll"]
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budget", type=float, default=300, help="training seconds per recipe (CPU seconds on CPU)")
+    parser.add_argument("--samples", type=int, default=10000, help="generated images per model, and MNIST test images as reference")
+    parser.add_argument("--nll-k", type=int, default=500)
+    parser.add_argument("--nll-images", type=int, default=1000)
+    parser.add_argument("--only", default=None, help="comma-separated families to run (gan-bce, gan-wasserstein, vae)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--out", default="docs")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    data = {
+        "mnist": load_images("mnist", split="train").images.to(device),
+        "binarized": load_images("binarized-mnist", split="train").images.to(device),
+    }
+    reference = (load_images("mnist", split="test").images[: args.samples].float() / 255).to(device)
+    binarized_validation = load_images("binarized-mnist", split="validation").images[: args.nll_images].float() / 255
+    classifier = load_evaluator("mnist", device=device)
+
+    rows = []
+    real_metrics, _ = evaluate_images(
+        (load_images("mnist", split="train").images[-args.samples:].float() / 255).to(device), reference, classifier=classifier, seed=args.seed
+    )
+    rows.append({"recipe": "real MNIST train images (the floor)", "family": "reference", "pair": "real", "metrics": real_metrics, "train": {}})
+    print(f"floor: {real_metrics}", flush=True)
+    families = set(args.only.split(",")) if args.only else None
+    for name, family, pair, train, data_key in RECIPES:
+        if families and family not in families:
+            continue
+        seed_everything(args.seed)
+        budget = Budget(args.budget, device)
+        model, train_info = train(data[data_key], budget, args.seed)
+        train_info.update({"train seconds": round(budget.used(), 1), "wall seconds": round(time.perf_counter() - budget.wall_start, 1)})
+        model.eval()
+        samples = generate(model, len(reference), seed=args.seed)
+        values, _ = evaluate_images(samples, reference, classifier=classifier, seed=args.seed)
+        if hasattr(model, "iwae_bound"):
+            values["nll"] = iwae_nll(model, binarized_validation, k=args.nll_k, seed=args.seed)["nll"]
+        rows.append({"recipe": name, "family": family, "pair": pair, "metrics": values, "train": train_info})
+        print(f"{name}: {train_info} {values}", flush=True)
+
+    load = os.getloadavg()
+    context = {
+        "machine": environment_summary(device),
+        "load average at the end (1/5/15 min)": [round(x, 2) for x in load],
+        "budget per recipe (s)": args.budget,
+        "budget clock": "CPU time of this process" if device.type == "cpu" else "wall-clock (CUDA synchronized)",
+        "samples": len(reference),
+        "NLL": f"IWAE k={args.nll_k} on the first {len(binarized_validation)} binarized-MNIST validation images",
+        "seed": args.seed,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "quality.json").write_text(json.dumps({"context": context, "rows": rows}, indent=2) + "\n", encoding="utf-8")
+    (out / "quality.md").write_text(render(rows, context), encoding="utf-8")
+    print(render(rows, context))
+    return {"context": context, "rows": rows}
+
+
+def _cell(key, value) -> str:
+    if value is None:
+        return "-"
+    if key == "kid":
+        return f"{value * 1000:.2f}"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def verdict(rows: list[dict]) -> list[str]:
+    """For each pair, the metrics on which genhub's recipe does not beat the classic one."""
+    lines = []
+    for family in ("gan-bce", "gan-wasserstein", "vae"):
+        pair = {row["pair"]: row["metrics"] for row in rows if row["family"] == family}
+        if set(pair) != {"genhub", "classic"}:
+            continue
+        lost = []
+        for key in COLUMNS:
+            if key not in pair["genhub"] or key not in pair["classic"]:
+                continue
+            higher_better = METRICS[key][2]
+            ours, theirs = pair["genhub"][key], pair["classic"][key]
+            if not (ours > theirs if higher_better else ours < theirs):
+                lost.append(f"{key} ({_cell(key, ours)} vs {_cell(key, theirs)})")
+        lines.append(f"- **{family}**: " + ("genhub's recipe is better on every metric." if not lost else "genhub's recipe is better except on " + ", ".join(lost) + "."))
+    return lines
+
+
+def render(rows: list[dict], context: dict) -> str:
+    header = "| recipe | FD ↓ | KID×10³ ↓ | precision ↑ | recall ↑ | classes ↑ | entropy (bits) ↑ | SWD×10³ ↓ | NLL (nats) ↓ | training |"
+    lines = ["# Sample quality: genhub's recipes vs the classic ones", "",
+             "Generated by `benchmarks/quality.py`; every number below was measured in one run of it.", "",
+             header, "|" + "---|" * 10]
+    for row in rows:
+        cells = [_cell(key, row["metrics"].get(key)) for key in COLUMNS]
+        train = ", ".join(f"{k} {v}" for k, v in row["train"].items())
+        lines.append(f"| {row['recipe']} | " + " | ".join(cells) + f" | {train} |")
+    lines += ["", "## Verdict (genhub vs classic, pair by pair)", "", *verdict(rows), "", "## Setup", ""]
+    lines += [f"- {key}: {value}" for key, value in context.items()]
+    lines += ["- Reference for FD/KID/precision/recall/SWD: MNIST test; features from genhub's evaluator CNN "
+              "(weights/evaluators/mnist-cnn), not Inception, so values are comparable only within genhub.",
+              "- GANs train on MNIST train (grey); VAEs on binarized-MNIST train so that their NLL is a true likelihood.",
+              "- The floor row compares MNIST train images with MNIST test: what a perfect generator would score at this sample size.",
+              ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
