@@ -1,8 +1,13 @@
 import os
-from pathlib import Path
 
-import pytest
-import torch
+# Before anything imports huggingface_hub or datasets, which read these once at import.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
