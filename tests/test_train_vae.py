@@ -73,3 +73,17 @@ def test_push_needs_a_repo_id(tmp_path):
 def test_unknown_dataset_stops_with_the_accepted_names(tmp_path):
     with pytest.raises(Exception, match="Accepted dataset names"):
         run_script(["--dataset", "not-a-dataset", "--out", str(tmp_path)])
+
+
+def test_eval_only_repackages_a_run(run, data_dir):
+    out, metrics = run
+    again = run_script(["--dataset", str(data_dir / "binarized_mnist"), "--out", str(out), "--eval-only",
+                        "--eval-k", "5", "--eval-limit", "20"])
+    assert again["best_epoch"] == metrics["best_epoch"]
+    assert again["validation_neg_elbo"] == metrics["validation_neg_elbo"]
+    assert again["nll_images"] == 20 and "validation_nll_iwae_k5" in again
+
+
+def test_eval_only_without_a_run_is_a_clear_error(data_dir, tmp_path):
+    with pytest.raises(ValueError, match="needs a finished or stopped run"):
+        run_script(["--dataset", str(data_dir / "binarized_mnist"), "--out", str(tmp_path), "--eval-only"])

@@ -13,6 +13,7 @@ estimated with k importance samples (IWAE bound, Burda et al. 2016).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -48,7 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--conv-width", type=int, default=32)
     model.add_argument("--likelihood", choices=["auto", "bernoulli", "gaussian"], default="auto",
                        help="auto: Bernoulli when every pixel is 0 or 255, else Gaussian")
-    model.add_argument("--prior", choices=["standard", "mog", "vamp"], default="standard")
+    model.add_argument("--prior", choices=["standard", "mog", "vamp"], default="mog")
     model.add_argument("--image-size", type=int, default=None, help="resize images (default: the dataset's size)")
     model.add_argument("--channels", type=int, choices=[1, 3], default=None)
     optim = parser.add_argument_group("optimization")
@@ -61,6 +62,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     evaluation.add_argument("--eval-k", type=int, default=1000, help="importance samples for the final NLL estimate")
     evaluation.add_argument("--eval-limit", type=int, default=None, help="estimate the final NLL on the first N validation images")
     evaluation.add_argument("--time-budget", type=float, default=None, help="stop training after this many minutes")
+    evaluation.add_argument("--eval-only", action="store_true",
+                            help="skip training: evaluate and package the best checkpoint of the run in --out")
     args = parser.parse_args(argv)
     check_push_arguments(parser, args)
     return args
@@ -114,27 +117,13 @@ def cosine_decay(step_fraction: float, elapsed_seconds: float, budget_minutes: f
     return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
-    seed_everything(args.seed)
-    device = pick_device(args.device)
-    out = Path(args.out)
-    (out / "epochs").mkdir(parents=True, exist_ok=True)
-
-    train, validation, val_split = load_splits(args)
-    binary = bool(((train == 0) | (train == 255)).all())
-    likelihood = ("bernoulli" if binary else "gaussian") if args.likelihood == "auto" else args.likelihood
-    model = GenVAE(
-        image_shape=tuple(train.shape[1:]), latent_dim=args.latent_dim, architecture=args.arch,
-        hidden_dims=tuple(args.hidden), conv_width=args.conv_width, likelihood=likelihood, prior=args.prior,
-    ).to(device)
-    train, validation = train.to(device), validation.to(device)  # uint8 on the device; scaled per batch
-    print(f"{len(train)} train / {len(validation)} {val_split} images {tuple(train.shape[1:])}, {likelihood} likelihood, "
-          f"{model.num_parameters():,} parameters, on {environment_summary(device)}")
-
+def train_model(args, model: GenVAE, train: torch.Tensor, validation: torch.Tensor, out: Path) -> list[dict]:
+    """Train, keeping the checkpoint with the best validation ELBO in out/best; the
+    per-epoch history goes to out/history.json as it grows (a stopped run keeps it)."""
+    device = train.device
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     total_steps = args.epochs * math.ceil(len(train) / args.batch_size)
-    best_elbo, best_epoch, history, step = -math.inf, 0, [], 0
+    best_elbo, history, step = -math.inf, [], 0
     start = time.time()
     for epoch in range(1, args.epochs + 1):
         model.train()
@@ -155,32 +144,42 @@ def main(argv=None) -> dict:
             running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
             progress.set_postfix(loss=f"{running:.2f}")
         val_elbo = evaluate_elbo(model, validation)
-        history.append({"epoch": epoch, "train_loss": running, "val_elbo": val_elbo, "minutes": (time.time() - start) / 60})
         improved = val_elbo > best_elbo
         if improved:
-            best_elbo, best_epoch = val_elbo, epoch
+            best_elbo = val_elbo
             model.save_pretrained(out / "best")
+        history.append({"epoch": epoch, "train_loss": running, "val_elbo": val_elbo, "best": improved,
+                        "minutes": (time.time() - start) / 60})
+        save_json(out / "history.json", {"history": history, "hardware": environment_summary(device)})
         save_images(model, validation, out / "epochs" / f"{epoch:03d}")
         print(f"epoch {epoch}: train loss {running:.2f}, validation -ELBO {-val_elbo:.2f}{' (best)' if improved else ''}, "
-              f"{(time.time() - start) / 60:.1f} min")
+              f"{history[-1]['minutes']:.1f} min")
         if args.time_budget and time.time() - start > args.time_budget * 60:
             print(f"time budget of {args.time_budget} min reached after epoch {epoch}")
             break
-    train_minutes = (time.time() - start) / 60
+    return history
 
+
+def evaluate_and_package(args, train: torch.Tensor, validation: torch.Tensor, val_split: str, out: Path) -> dict:
+    """Load out/best, estimate its validation NLL, and save it with its card to out/model."""
+    device = validation.device
+    record = json.loads((out / "history.json").read_text())
+    history = record["history"]
+    best = max(history, key=lambda entry: entry["val_elbo"])
     model = GenVAE.from_pretrained(out / "best").to(device)
     eval_set = validation[: args.eval_limit] if args.eval_limit else validation
     eval_start = time.time()
     nll = evaluate_nll(model, eval_set, args.eval_k)
+    train_minutes = history[-1]["minutes"]
     metrics = {
-        "validation_neg_elbo": round(-best_elbo, 2),
+        "validation_neg_elbo": round(-best["val_elbo"], 2),
         f"validation_nll_iwae_k{args.eval_k}": round(nll, 2),
         "nll_images": len(eval_set),
-        "best_epoch": best_epoch,
+        "best_epoch": best["epoch"],
         "train_minutes": round(train_minutes, 1),
         "eval_minutes": round((time.time() - eval_start) / 60, 1),
     }
-    print(f"validation NLL (IWAE, k={args.eval_k}, {len(eval_set)} images): {nll:.2f} nats; -ELBO {-best_elbo:.2f}")
+    print(f"validation NLL (IWAE, k={args.eval_k}, {len(eval_set)} images): {nll:.2f} nats; -ELBO {-best['val_elbo']:.2f}")
 
     final = out / "model"
     final.mkdir(parents=True, exist_ok=True)
@@ -194,12 +193,13 @@ def main(argv=None) -> dict:
         "num_train": len(train),
         "sample_image": "samples.png",
         "training": {
-            "epochs run": len(history), "best epoch": best_epoch, "batch size": args.batch_size, "learning rate": args.lr,
-            "schedule": "Adam, cosine decay over the epochs or the time budget", "KL warm-up epochs": args.kl_warmup, "training bound k": args.train_k,
-            "seed": args.seed, "hardware": environment_summary(device), "training time": f"{train_minutes:.1f} min",
+            "epochs run": len(history), "best epoch": best["epoch"], "batch size": args.batch_size, "learning rate": args.lr,
+            "schedule": "Adam, cosine decay over the epochs or the time budget", "KL warm-up epochs": args.kl_warmup,
+            "training bound k": args.train_k, "seed": args.seed, "hardware": record["hardware"],
+            "training time": f"{train_minutes:.1f} min",
         },
         "metrics": {
-            f"validation -ELBO ({val_split}, nats)": f"{-best_elbo:.2f}",
+            f"validation -ELBO ({val_split}, {len(validation)} images, nats)": f"{-best['val_elbo']:.2f}",
             f"validation NLL, IWAE k={args.eval_k} ({len(eval_set)} images, nats)": f"{nll:.2f}",
         },
         "metrics_note": "The NLL is the importance-sampled bound of Burda et al. (2016), an upper bound on the true "
@@ -208,6 +208,30 @@ def main(argv=None) -> dict:
     finish(model, final, card, args)
     save_json(out / "metrics.json", {**metrics, "history": history, "args": vars(args)})
     return metrics
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    seed_everything(args.seed)
+    device = pick_device(args.device)
+    out = Path(args.out)
+    (out / "epochs").mkdir(parents=True, exist_ok=True)
+
+    train, validation, val_split = load_splits(args)
+    train, validation = train.to(device), validation.to(device)  # uint8 on the device; scaled per batch
+    if not args.eval_only:
+        binary = bool(((train == 0) | (train == 255)).all())
+        likelihood = ("bernoulli" if binary else "gaussian") if args.likelihood == "auto" else args.likelihood
+        model = GenVAE(
+            image_shape=tuple(train.shape[1:]), latent_dim=args.latent_dim, architecture=args.arch,
+            hidden_dims=tuple(args.hidden), conv_width=args.conv_width, likelihood=likelihood, prior=args.prior,
+        ).to(device)
+        print(f"{len(train)} train / {len(validation)} {val_split} images {tuple(train.shape[1:])}, {likelihood} likelihood, "
+              f"{model.num_parameters():,} parameters, on {environment_summary(device)}")
+        train_model(args, model, train, validation, out)
+    elif not (out / "history.json").exists():
+        raise ValueError(f"--eval-only needs a finished or stopped run in {out} (history.json and best/)")
+    return evaluate_and_package(args, train, validation, val_split, out)
 
 
 if __name__ == "__main__":
