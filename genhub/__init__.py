@@ -1,5 +1,6 @@
 """genhub: small image generative models (VAEs and GANs) that are Hugging Face Hub citizens."""
 
+from .classifier import DigitClassifier, load_evaluator
 from .data import DATASETS, DatasetError, ImageData, load_images
 from .gan import GenDCGAN, GenGAN, GenWGAN
 from .hub import GenModel, ModelLoadError, PushError, load_model, push_folder
@@ -11,6 +12,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DATASETS",
     "DatasetError",
+    "DigitClassifier",
     "GenDCGAN",
     "GenGAN",
     "GenModel",
@@ -20,6 +22,7 @@ __all__ = [
     "ModelLoadError",
     "PushError",
     "grid_image",
+    "load_evaluator",
     "load_images",
     "load_model",
     "make_grid",
