@@ -8,40 +8,32 @@ its 128-d penultimate layer gives the features and its logits the digit classes.
     >>> classifier.predict(images)                      # images (N, 1, 28, 28) in [0, 1]
     >>> classifier.features(images)                     # (N, 128)
 
-It is not a GenModel (it does not generate), but it is saved and loaded the same way:
+It is not a GenModel (it does not generate), but it shares the Hub plumbing (HubModel):
 safetensors + config.json + a card rendered from `model_cards/classifier.md`.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin
 from torch import nn
 
-from .hub import REPO_URL, ModelLoadError, _check_local_folder, _explain_load_error, read_card_template
+from .hub import HubModel, ModelLoadError
 
 EVALUATORS_DIR = Path(__file__).resolve().parent.parent / "weights" / "evaluators"
 EVALUATORS = {"mnist": "mnist-cnn"}  # dataset family -> bundled folder under weights/evaluators
 
 
-class DigitClassifier(
-    nn.Module,
-    PyTorchModelHubMixin,
-    library_name="genhub",
-    tags=["genhub", "image-classification", "evaluation"],
-    pipeline_tag="image-classification",
-    license="mit",
-    repo_url=REPO_URL,
-):
+class DigitClassifier(HubModel, tags=["image-classification", "evaluation"], pipeline_tag="image-classification"):
     """Three conv stages (16, 32, 64 channels) with max pooling down to 3x3, a 128-d feature layer.
 
     Inputs are images in [0, 1] of exactly `image_shape`; anything else is refused with a
     clear message, because features of mis-sized images would silently be meaningless.
     """
+
+    card_family = "classifier"
 
     def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, widths: tuple[int, ...] = (16, 32, 64), feature_dim: int = 128):
         super().__init__()
@@ -57,10 +49,6 @@ class DigitClassifier(
         self.body = nn.Sequential(*layers)
         self.dropout = nn.Dropout(0.2)
         self.head = nn.Linear(feature_dim, num_classes)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
 
     def check_images(self, images: torch.Tensor) -> torch.Tensor:
         if not isinstance(images, torch.Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != self.image_shape:
@@ -93,47 +81,6 @@ class DigitClassifier(
         outputs = [function(batch.to(self.device) * 2 - 1 if rescale else batch.to(self.device)) for batch in images.split(batch_size)]
         self.train(was_training)
         return torch.cat(outputs)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    # -- Hub ----------------------------------------------------------------------------
-    def save_pretrained(self, save_directory, *, config: dict | None = None, model_card_kwargs: dict | None = None, **kwargs):
-        card = Path(save_directory) / "README.md"
-        if card.exists():
-            card.unlink()
-        return super().save_pretrained(save_directory, config=config, model_card_kwargs=model_card_kwargs, **kwargs)
-
-    def generate_model_card(self, *args, **context) -> ModelCard:
-        data = ModelCardData(**self._hub_mixin_info.model_card_data.to_dict())
-        if context.get("dataset_id"):
-            data.datasets = [context["dataset_id"]]
-        if context.get("eval_results"):
-            data.eval_results = context["eval_results"]
-            data.model_name = context.get("model_name", "genhub-mnist-cnn")
-        return ModelCard.from_template(
-            card_data=data,
-            template_str=read_card_template("classifier"),
-            repo_url=self._hub_mixin_info.repo_url,
-            class_name=type(self).__name__,
-            config=self._hub_mixin_config or {},
-            num_parameters=self.num_parameters(),
-            **context,
-        )
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *, strict: bool = True, **kwargs):
-        source = str(pretrained_model_name_or_path)
-        if os.path.isdir(source):
-            _check_local_folder(Path(source))
-        elif os.path.exists(source):
-            raise ModelLoadError(f"{source} is a file; pass the folder that holds config.json and model.safetensors.")
-        try:
-            return super().from_pretrained(source, strict=strict, **kwargs)
-        except ModelLoadError:
-            raise
-        except Exception as error:
-            raise ModelLoadError(_explain_load_error(cls, source, error)) from error
 
 
 def load_evaluator(name: str = "mnist", device: torch.device | str | None = None) -> DigitClassifier:

@@ -47,64 +47,33 @@ def read_card_template(family: str) -> str:
     raise FileNotFoundError(f"model card template {family}.md not found in {[str(d) for d in _TEMPLATE_DIRS]}")
 
 
-MODEL_CLASSES: dict[str, type["GenModel"]] = {}
+MODEL_CLASSES: dict[str, type["HubModel"]] = {}
 
 
-class GenModel(
+class HubModel(
     torch.nn.Module,
     PyTorchModelHubMixin,
     library_name="genhub",
-    tags=["genhub", "image-generation"],
-    pipeline_tag="unconditional-image-generation",
+    tags=["genhub"],
     license="mit",
     repo_url=REPO_URL,
 ):
-    """Shared interface: `latent_dim`, `image_shape`, `decode(z)`, `sample(n, seed)`."""
+    """What every genhub network on the Hub shares: config = constructor arguments, a card
+    rendered from `model_cards/<card_family>.md`, strict loading with clear errors."""
 
-    latent_dim: int
-    image_shape: tuple[int, int, int]
     card_family: ClassVar[str] = "generic"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         MODEL_CLASSES[cls.__name__] = cls
 
-    # -- generation -------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Latent codes (N, latent_dim) -> images (N, C, H, W) in [0, 1]."""
-        raise NotImplementedError
-
-    def sample_latent(self, n: int, seed: int | None = None) -> torch.Tensor:
-        """n draws from the prior N(0, I); the same seed always gives the same codes."""
-        check_count(n)
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
-
-    @torch.no_grad()
-    def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
-        """n images in [0, 1], shape (n, C, H, W)."""
-        was_training = self.training
-        self.eval()
-        images = self.decode(self.sample_latent(n, seed))
-        self.train(was_training)
-        return images
-
-    # -- images -------------------------------------------------------------------------
-    to_pil = staticmethod(to_pil)
-
-    @staticmethod
-    def grid(images: torch.Tensor, nrow: int | None = None, scale: int = 1):
-        """A PIL image tiling a batch of images."""
-        return grid_image(images, nrow=nrow, scale=scale)
-
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    # -- Hub ----------------------------------------------------------------------------
     def save_pretrained(self, save_directory, *, config: dict | None = None, model_card_kwargs: dict | None = None, **kwargs):
         """Write weights, config and a fresh model card (an older card in the folder is replaced)."""
         card = Path(save_directory) / "README.md"
@@ -152,6 +121,40 @@ class GenModel(
             raise ModelLoadError(_explain_load_error(cls, source, error)) from error
 
 
+class GenModel(HubModel, tags=["image-generation"], pipeline_tag="unconditional-image-generation"):
+    """Shared interface of the generative models: `latent_dim`, `image_shape`, `decode(z)`,
+    `sample(n, seed)`."""
+
+    latent_dim: int
+    image_shape: tuple[int, int, int]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent codes (N, latent_dim) -> images (N, C, H, W) in [0, 1]."""
+        raise NotImplementedError
+
+    def sample_latent(self, n: int, seed: int | None = None) -> torch.Tensor:
+        """n draws from the prior N(0, I); the same seed always gives the same codes."""
+        check_count(n)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
+        """n images in [0, 1], shape (n, C, H, W)."""
+        was_training = self.training
+        self.eval()
+        images = self.decode(self.sample_latent(n, seed))
+        self.train(was_training)
+        return images
+
+    to_pil = staticmethod(to_pil)
+
+    @staticmethod
+    def grid(images: torch.Tensor, nrow: int | None = None, scale: int = 1):
+        """A PIL image tiling a batch of images."""
+        return grid_image(images, nrow=nrow, scale=scale)
+
+
 def _check_local_folder(folder: Path) -> None:
     config = folder / CONFIG_NAME
     if not config.exists():
@@ -184,7 +187,7 @@ def _explain_load_error(cls, source: str, error: Exception) -> str:
     return f"Could not load {cls.__name__} from {source!r}: {name}: {error}"
 
 
-def load_model(source, **kwargs) -> GenModel:
+def load_model(source, **kwargs) -> HubModel:
     """Load any genhub model, picking its class from config.json's `genhub_class`."""
     source = str(source)
     if os.path.isdir(source):
@@ -196,7 +199,7 @@ def load_model(source, **kwargs) -> GenModel:
         try:
             config = json.loads(Path(hf_hub_download(source, CONFIG_NAME)).read_text(encoding="utf-8"))
         except Exception as error:
-            raise ModelLoadError(_explain_load_error(GenModel, source, error)) from error
+            raise ModelLoadError(_explain_load_error(HubModel, source, error)) from error
     class_name = config.get(CLASS_KEY)
     if class_name not in MODEL_CLASSES:
         raise ModelLoadError(f"{source!r}: config.json names no known genhub class ({class_name!r}); known: {sorted(MODEL_CLASSES)}")
