@@ -169,6 +169,10 @@ def select_vae(page) -> None:
 
 def draw_digit(page, tmp_path: Path) -> None:
     sketch = page.locator("#sketch")
+    # The sketchpad re-renders when a model switch shows it; drawing during that re-render
+    # loses the stroke (and Gradio logs a JavaScript error), so let it settle first.
+    sketch.wait_for(state="visible")
+    page.wait_for_timeout(1000)
     brush = sketch.get_by_role("button", name="Brush")
     if brush.count():
         brush.first.click()
