@@ -263,7 +263,7 @@ def train_classic_wgan(data, budget: Budget, seed: int):
 
 
 def train_genhub_vae(data, budget: Budget, seed: int):
-    model = GenVAE(image_shape=(1, 28, 28), latent_dim=32, architecture="conv", conv_width=32, likelihood="bernoulli").to(budget.device)
+    model = GenVAE(image_shape=(1, 28, 28), latent_dim=32, architecture="conv", conv_width=32, likelihood="bernoulli", prior="mog").to(budget.device)  # train/vae.py defaults
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     steps = 0
     for real in batches(data, 100, torch.Generator().manual_seed(seed)):
