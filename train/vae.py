@@ -25,7 +25,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
 from genhub import DATASETS, DatasetError, GenVAE, load_images  # noqa: E402
-from genhub.images import grid_image  # noqa: E402
+from genhub.metrics import iwae_nll  # noqa: E402
 from genhub.training import (  # noqa: E402
     add_common_arguments,
     check_push_arguments,
@@ -88,15 +88,6 @@ def load_splits(args) -> tuple[torch.Tensor, torch.Tensor, str]:
 def evaluate_elbo(model: GenVAE, data: torch.Tensor, batch_size: int = 1000) -> float:
     model.eval()
     total = sum(model.elbo(to_unit_range(data[i : i + batch_size])).sum().item() for i in range(0, len(data), batch_size))
-    return total / len(data)
-
-
-@torch.no_grad()
-def evaluate_nll(model: GenVAE, data: torch.Tensor, k: int, batch_size: int = 100) -> float:
-    """Mean -log p(x) in nats, estimated with the k-sample IWAE bound."""
-    model.eval()
-    progress = tqdm(range(0, len(data), batch_size), desc=f"IWAE NLL (k={k})", leave=False)
-    total = sum(-model.iwae_bound(to_unit_range(data[i : i + batch_size]), k).sum().item() for i in progress)
     return total / len(data)
 
 
@@ -169,7 +160,7 @@ def evaluate_and_package(args, train: torch.Tensor, validation: torch.Tensor, va
     model = GenVAE.from_pretrained(out / "best").to(device)
     eval_set = validation[: args.eval_limit] if args.eval_limit else validation
     eval_start = time.time()
-    nll = evaluate_nll(model, eval_set, args.eval_k)
+    nll = iwae_nll(model, to_unit_range(eval_set), k=args.eval_k, seed=args.seed)["nll"]
     train_minutes = history[-1]["minutes"]
     metrics = {
         "validation_neg_elbo": round(-best["val_elbo"], 2),
