@@ -289,7 +289,6 @@ def test_page_is_served_with_the_offline_notice(served):
 
 
 def test_client_samples_and_bad_requests_do_not_break_the_app(served):
-
     _, client = served
     first = np.asarray(Image.open(client.predict("bundled:vae-tiny", 3, 16, api_name="/sample")))
     again = np.asarray(Image.open(client.predict("bundled:vae-tiny", 3, 16, api_name="/sample")))
