@@ -4,8 +4,8 @@
     >>> print(evaluation.table())
     >>> record_evaluation("runs/vae", evaluation)            # card metadata + body, eval.json
 
-Training scripts call the same two functions at the end of training (or merge
-`evaluation.card_context()` into the card they pass to `genhub.training.finish`).
+Training scripts call `evaluate_for_card` at the end of training: the same evaluation, merged
+into the card context they pass to `genhub.training.finish`, so it is saved before any push.
 
 Which metrics: on 28x28 grey digits (mnist, binarized-mnist) the classifier-based ones
 (Fréchet distance, KID, precision/recall on the bundled evaluator CNN's features, class
@@ -19,21 +19,26 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from . import metrics as M
-from .data import DATASETS, load_images
+from .data import DATASETS, DatasetError, load_images
 
 DIGIT_DATASETS = {"mnist", "binarized-mnist"}
 EVALUATOR_NOTE = (
     "FD and KID are computed on the 128-d features of genhub's MNIST evaluator CNN "
     "(weights/evaluators/mnist-cnn, 99.5% test accuracy), not Inception: compare them only with "
-    "other genhub numbers. SWD is the network-free multi-scale sliced Wasserstein distance on "
-    "7x7 Laplacian-pyramid patches (x1000)."
+    "other genhub numbers."
 )
+NO_EVALUATOR_NOTE = (
+    "genhub's only evaluator CNN reads 28x28 grey digits, so on this data FD, KID, precision/recall "
+    "and class coverage are not computed."
+)
+SWD_NOTE = "SWD is the network-free multi-scale sliced Wasserstein distance on 7x7 Laplacian-pyramid patches (x1000)."
 
 # metric key -> (label in tables, EvalResult metric type, higher is better?)
 METRICS = {
@@ -67,7 +72,7 @@ class Evaluation:
 
     def note(self) -> str:
         settings = ", ".join(f"{key} {value}" for key, value in self.settings.items())
-        return f"Measured on {self.dataset} split `{self.split}` ({settings}). {EVALUATOR_NOTE if 'fd' in self.metrics else ''}".strip()
+        return f"Measured on {self.dataset} split `{self.split}` ({settings}). {EVALUATOR_NOTE if 'fd' in self.metrics else NO_EVALUATOR_NOTE} {SWD_NOTE}"
 
     def eval_results(self) -> list:
         """The metrics as huggingface_hub EvalResult entries for the card's model-index."""
@@ -119,8 +124,6 @@ def reference_images(dataset: str, image_shape, split: str = "auto", limit: int 
 
     split "auto": validation, else test, else train (for datasets that only have train).
     """
-    from .data import DatasetError
-
     channels, side, _ = image_shape
     candidates = ["validation", "test", "train"] if split == "auto" else [split]
     for name in candidates:
@@ -229,18 +232,90 @@ def evaluate_model(
 
 
 # -- the card -----------------------------------------------------------------------------------
+# A card accumulates results from several places (train/vae.py's NLL at the end of training, a
+# later train/evaluate.py run): a new evaluation replaces the metrics it computes and keeps the rest.
 _EVALUATION_SECTION = re.compile(r"^## Evaluation\n.*?(?=^## |\Z)", re.S | re.M)
+_TABLE_ROW = re.compile(r"^\|([^|]+)\|([^|]+)\|$")
+_NO_EVALUATION = "No evaluation recorded."
+_EVALUATION_NOTE_START = "Measured on "  # how Evaluation.note() begins
+
+
+def merge_eval_results(existing, evaluation: Evaluation) -> list:
+    """model-index entries: the evaluation's, then the existing ones of metric types it does not recompute."""
+    new = evaluation.eval_results()
+    recomputed = {result.metric_type for result in new}
+    return new + [result for result in existing or [] if result.metric_type not in recomputed]
+
+
+def merge_rows_and_notes(rows: dict, notes: list[str], evaluation: Evaluation) -> tuple[dict, list[str]]:
+    """A card's metric table (label -> value) and notes with `evaluation` merged in.
+
+    Rows: the existing ones in their order, those the evaluation recomputes with its values, then
+    the evaluation's new ones. Notes: the
+    existing ones, then the evaluation's; an earlier evaluation's note is dropped unless a row
+    it explains (a genhub metric label) is kept.
+    """
+    new = evaluation.card_context()["metrics"]
+    kept = {label: value for label, value in rows.items() if label not in new}
+    earlier_evaluation_shown = any(label in {spec[0] for spec in METRICS.values()} for label in kept)
+    notes = [note for note in notes if note not in (_NO_EVALUATION, evaluation.note())
+             and (earlier_evaluation_shown or not note.startswith(_EVALUATION_NOTE_START))]
+    return {**rows, **new}, notes + [evaluation.note()]
+
+
+def with_evaluation(card_context: dict, evaluation: Evaluation) -> dict:
+    """A training script's card context (see genhub.training.finish) with `evaluation` merged into
+    its `metrics`, `metrics_note` and `eval_results`: the training-time metrics stay."""
+    notes = [card_context["metrics_note"]] if card_context.get("metrics_note") else []
+    rows, notes = merge_rows_and_notes(card_context.get("metrics") or {}, notes, evaluation)
+    return {**card_context, "metrics": rows, "metrics_note": "\n\n".join(notes),
+            "eval_results": merge_eval_results(card_context.get("eval_results"), evaluation)}
+
+
+def evaluate_for_card(model, dataset: str, card_context: dict, folder, *, num_samples: int, seed: int = 0, nll_k: int = 0) -> dict:
+    """The end of a training script: evaluate the final `model` against held-out `dataset` images,
+    print the table, write `folder`/eval.json and return `card_context` with the evaluation merged
+    in, so the card saved (and pushed) next carries it. Data without a reference split to read
+    is reported and skipped: a finished training run is never lost to its evaluation."""
+    try:
+        evaluation = evaluate_model(model, dataset, num_samples=num_samples, seed=seed, nll_k=nll_k)
+    except (DatasetError, ValueError) as error:
+        print(f"evaluation skipped: {error}", file=sys.stderr)
+        return card_context
+    print(f"evaluation against {evaluation.dataset} ({evaluation.split}):\n{evaluation.table()}\n{evaluation.note()}", flush=True)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    write_json(Path(folder) / "eval.json", evaluation)
+    return with_evaluation(card_context, evaluation)
+
+
+def _parse_section(section: str) -> tuple[dict, list[str]]:
+    """The "## Evaluation" section's table rows (label -> value) and its other paragraphs."""
+    rows, notes = {}, []
+    for block in section.split("\n\n")[1:]:  # [0] is the heading
+        lines = [line.strip() for line in block.strip().splitlines() if line.strip()]
+        text = [line for line in lines if not line.startswith("|")]
+        for line in lines:
+            match = _TABLE_ROW.match(line)
+            if match and not set(match[2].strip()) <= set("-:") and match[1].strip() != "metric":
+                rows[match[1].strip()] = match[2].strip()
+        if text:
+            notes.append(" ".join(text))
+    return rows, notes
 
 
 def update_card(card, evaluation: Evaluation, model_name: str | None = None):
-    """Put the evaluation into a huggingface_hub ModelCard: model-index metadata and the
-    body's "## Evaluation" section (added before "## Limitations" when missing)."""
-    card.data.eval_results = evaluation.eval_results()
+    """Merge the evaluation into a huggingface_hub ModelCard: the model-index metadata and the
+    body's "## Evaluation" section (added before "## Limitations" when missing). Metrics the
+    evaluation computes are replaced; every other result already in the card is kept."""
+    card.data.eval_results = merge_eval_results(card.data.eval_results, evaluation)
     card.data.model_name = model_name or card.data.model_name or "genhub model"
-    section = f"## Evaluation\n\n{evaluation.table()}\n\n{evaluation.note()}\n\n"
     body = card.text
-    if _EVALUATION_SECTION.search(body):
-        body = _EVALUATION_SECTION.sub(lambda _: section, body, count=1)
+    match = _EVALUATION_SECTION.search(body)
+    rows, notes = merge_rows_and_notes(*(_parse_section(match[0]) if match else ({}, [])), evaluation)
+    table = "\n".join(["| metric | value |", "|---|---|", *(f"| {label} | {value} |" for label, value in rows.items())])
+    section = "## Evaluation\n\n" + "\n\n".join([table, *notes]) + "\n\n"
+    if match:
+        body = body[: match.start()] + section + body[match.end():]
     elif "## Limitations" in body:
         body = body.replace("## Limitations", section + "## Limitations", 1)
     else:
@@ -250,7 +325,7 @@ def update_card(card, evaluation: Evaluation, model_name: str | None = None):
 
 
 def record_evaluation(folder, evaluation: Evaluation, model_name: str | None = None) -> Path:
-    """Write `eval.json` into a saved model folder and update its README.md card in place."""
+    """Write `eval.json` into a saved model folder and merge the evaluation into its README.md card."""
     from huggingface_hub import ModelCard
 
     folder = Path(folder)

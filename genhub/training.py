@@ -34,6 +34,20 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, dataset: str, epoch
     hub.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the `hf auth login` token)")
 
 
+def add_evaluation_arguments(parser: argparse.ArgumentParser, default_samples: int = 2000) -> None:
+    """--eval-samples / --no-eval for the evaluation at the end of training (genhub.evaluation);
+    the default is sized for a CPU: a few thousand samples take seconds, not minutes."""
+    group = parser.add_argument_group("final evaluation (sample metrics into the card)")
+    group.add_argument("--eval-samples", type=int, default=default_samples,
+                       help="generated and held-out real images compared at the end of training")
+    group.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+
+
+def check_evaluation_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not args.no_eval and args.eval_samples < 2:
+        parser.error("--eval-samples must be at least 2 (or pass --no-eval)")
+
+
 def check_push_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Fail before training, not after, when --push cannot work for lack of a repo id."""
     if args.push and not args.repo_id:

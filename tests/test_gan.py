@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
 
 from genhub import GenDCGAN, GenGAN, GenWGAN, ModelLoadError, load_model
 from genhub.gan import Critic, build_generator, gan_class
@@ -182,7 +183,7 @@ def test_corrupt_or_missing_checkpoints_are_explained(tmp_path):
 def test_two_epochs_on_real_mnist_write_a_loadable_generator_and_card(tmp_path, data_dir, capsys):
     out = tmp_path / "run"
     common = ["--dataset", str(data_dir / "mnist"), "--limit", "256", "--width", "8", "--latent-dim", "16",
-              "--batch-size", "32", "--out", str(out), "--no-progress", "--objective", "wgan-gp"]
+              "--batch-size", "32", "--out", str(out), "--no-progress", "--objective", "wgan-gp", "--eval-samples", "200"]
     train_gan.main([*common, "--epochs", "2", "--card-note", "Trained by the test suite."])
     folder = out / "model"
     model = GenWGAN.from_pretrained(folder)
@@ -193,6 +194,10 @@ def test_two_epochs_on_real_mnist_write_a_loadable_generator_and_card(tmp_path, 
     assert "Trained by the test suite." in card and "python train/gan.py --dataset" in card
     assert (folder / "samples.png").exists() and (out / "loss_curves.png").exists()
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
+    # The final evaluation is in the card next to the training losses, and in its model-index.
+    assert json.loads((folder / "eval.json").read_text())["settings"]["samples"] == 200
+    assert "| final critic loss |" in card and "| recall (k=3) |" in card and "Losses of the last logged step" in card
+    assert {"frechet_distance", "class_coverage"} <= {r.metric_type for r in ModelCard.load(folder / "README.md").data.eval_results}
 
     with pytest.raises(SystemExit, match="exists; pass --resume"):
         train_gan.main([*common, "--epochs", "3"])
@@ -202,11 +207,20 @@ def test_two_epochs_on_real_mnist_write_a_loadable_generator_and_card(tmp_path, 
     assert "| epochs | 3 |" in (folder / "README.md").read_text()
 
 
+def test_faces_are_evaluated_with_the_network_free_metric_only(tmp_path, data_dir):
+    out = tmp_path / "faces"
+    train_gan.main(["--dataset", str(data_dir / "anime_faces"), "--limit", "32", "--width", "4", "--batch-size", "16",
+                    "--epochs", "1", "--out", str(out), "--no-progress", "--eval-samples", "64"])
+    evaluation = json.loads((out / "model" / "eval.json").read_text())
+    assert list(evaluation["metrics"]) == ["swd"] and evaluation["metrics"]["swd"] > 0
+    assert "evaluator CNN reads 28x28 grey digits" in (out / "model" / "README.md").read_text()
+
+
 def test_push_without_hub_fails_cleanly_after_saving(tmp_path, data_dir):
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as exit_info:
         train_gan.main(["--dataset", str(data_dir / "mnist"), "--limit", "64", "--width", "4", "--batch-size", "32",
-                        "--epochs", "1", "--out", str(out), "--no-progress", "--push", "--repo-id", "someone/gan"])
+                        "--epochs", "1", "--out", str(out), "--no-progress", "--push", "--repo-id", "someone/gan", "--no-eval"])
     assert exit_info.value.code == 2
     assert GenDCGAN.from_pretrained(out / "model").sample(2).shape == (2, 1, 28, 28)
 
@@ -219,6 +233,7 @@ def test_push_without_hub_fails_cleanly_after_saving(tmp_path, data_dir):
         (["--push"], "--push needs --repo-id"),
         (["--epochs", "0"], "--epochs must be a positive integer"),
         (["--lr", "-1"], "--lr must be positive"),
+        (["--eval-samples", "1"], "--eval-samples must be at least 2"),
     ],
 )
 def test_cli_rejects_bad_arguments(argv, message, capsys):

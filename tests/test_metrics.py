@@ -168,6 +168,49 @@ def test_evaluate_model_and_record_in_card(data_dir, tmp_path, monkeypatch):
     assert ModelCard.load(folder / "README.md").text.count("## Evaluation") == 1
 
 
+def test_recording_merges_with_results_written_at_training_time(tmp_path):
+    """A new evaluation replaces the metrics it recomputes and keeps every other result."""
+    from huggingface_hub import EvalResult, ModelCard
+
+    from genhub.evaluation import METRICS, Evaluation, with_evaluation
+
+    folder = tmp_path / "vae"
+    training_nll = EvalResult(task_type="unconditional-image-generation", dataset_type="d", dataset_name="d",
+                              metric_type="nll", metric_value=85.65)
+    GenVAE(latent_dim=4, hidden_dims=(16,)).save_pretrained(folder, model_card_kwargs={
+        "metrics": {"validation NLL, IWAE k=1000 (2000 images, nats)": "85.65"},
+        "metrics_note": "The NLL is an upper bound.", "eval_results": [training_nll], "model_name": "vae"})
+    first = Evaluation("mnist", "ylecun/mnist", "test", {"fd": 30.0, "swd": 20.0}, settings={"samples": 100})
+    record_evaluation(folder, first)
+    second = Evaluation("mnist", "ylecun/mnist", "test", {"fd": 12.5, "recall": 0.5}, settings={"samples": 200})
+    record_evaluation(folder, second)
+
+    card = ModelCard.load(folder / "README.md")
+    values = {result.metric_type: result.metric_value for result in card.data.eval_results}
+    assert values == {"frechet_distance": 12.5, "recall": 0.5, "sliced_wasserstein_distance": 20.0, "nll": 85.65}
+    section = card.text.split("## Evaluation")[1].split("## Limitations")[0]
+    assert "| validation NLL, IWAE k=1000 (2000 images, nats) | 85.65 |" in section  # written at training time
+    assert f"| {METRICS['fd'][0]} | 12.50 |" in section and "30.00" not in section  # recomputed: replaced
+    assert f"| {METRICS['swd'][0]} | 20.00 |" in section  # not recomputed: kept, with the note that explains it
+    assert section.count("| metric | value |") == 1 and "The NLL is an upper bound." in section
+    assert "(samples 100)" in section and "(samples 200)" in section
+    # The same merge for a training script's card context, before the card is first written.
+    context = with_evaluation({"metrics": {"final critic loss": "0.1"}, "metrics_note": "Losses."}, second)
+    assert list(context["metrics"]) == ["final critic loss", METRICS["fd"][0], METRICS["recall"][0]]
+    assert context["metrics_note"].startswith("Losses.\n\nMeasured on mnist")
+    assert [result.metric_type for result in context["eval_results"]] == ["frechet_distance", "recall"]
+
+
+def test_a_failed_end_of_training_evaluation_keeps_the_card_and_says_why(tmp_path, capsys):
+    from genhub.evaluation import evaluate_for_card
+
+    card = {"metrics": {"final critic loss": "0.1"}}
+    model = GenVAE(latent_dim=4, hidden_dims=(16,))
+    assert evaluate_for_card(model, "no-such-data", card, tmp_path, num_samples=10) is card
+    assert "evaluation skipped: Unknown dataset 'no-such-data'" in capsys.readouterr().err
+    assert not (tmp_path / "eval.json").exists()
+
+
 def test_a_few_classifier_steps_lower_the_loss(digits):
     import sys
     from pathlib import Path

@@ -24,6 +24,7 @@ def run(data_dir, tmp_path_factory):
     metrics = run_script([
         "--dataset", str(data_dir / "binarized_mnist"), "--limit", "1000", "--epochs", "2",
         "--arch", "mlp", "--latent-dim", "8", "--hidden", "64", "--eval-k", "20", "--eval-limit", "50", "--out", str(out),
+        "--eval-samples", "200",
     ])
     return out, metrics
 
@@ -43,6 +44,20 @@ def test_writes_weights_card_grids_and_metrics(run):
     assert "datasets:" not in card  # a local folder is not a Hub dataset id
 
 
+def test_final_evaluation_is_in_the_card_next_to_the_nll(run):
+    from huggingface_hub import ModelCard
+
+    out, metrics = run
+    evaluation = json.loads((out / "model" / "eval.json").read_text())
+    assert evaluation["dataset"] == "binarized-mnist" and evaluation["settings"]["samples"] == 200
+    assert "nll" not in evaluation["metrics"]  # the held-out NLL comes from the training script, once
+    card = ModelCard.load(out / "model" / "README.md")
+    assert {"frechet_distance", "recall", "class_coverage", "sliced_wasserstein_distance"} <= {r.metric_type for r in card.data.eval_results}
+    section = card.text.split("## Evaluation")[1]
+    assert f"| validation NLL, IWAE k=20 (50 images, nats) | {metrics['validation_nll_iwae_k20']:.2f} |" in section
+    assert "Fréchet distance (evaluator CNN features)" in section and "an upper bound on the true" in section
+
+
 def test_final_model_loads_and_samples(run):
     out, _ = run
     model = GenVAE.from_pretrained(out / "model")
@@ -57,11 +72,12 @@ def test_push_without_token_fails_after_saving(data_dir, tmp_path, monkeypatch, 
         run_script([
             "--dataset", str(data_dir / "binarized_mnist"), "--limit", "200", "--epochs", "1", "--arch", "mlp", "--latent-dim", "4",
             "--hidden", "16", "--eval-k", "2", "--eval-limit", "10", "--out", str(tmp_path / "run"),
-            "--push", "--repo-id", "someone/vae-test",
+            "--push", "--repo-id", "someone/vae-test", "--no-eval",
         ])
     assert exit_info.value.code == 2
     assert "The model is saved in" in capsys.readouterr().err
     assert (tmp_path / "run" / "model" / "model.safetensors").exists()
+    assert not (tmp_path / "run" / "model" / "eval.json").exists()  # --no-eval
 
 
 def test_push_needs_a_repo_id(tmp_path):

@@ -7,7 +7,8 @@
 
 Per epoch it writes a sample grid and reconstructions to --out, keeps the checkpoint with
 the best validation ELBO, and at the end reports the validation negative log-likelihood
-estimated with k importance samples (IWAE bound, Burda et al. 2016).
+estimated with k importance samples (IWAE bound, Burda et al. 2016) and the sample metrics
+of genhub.evaluation (--eval-samples; --no-eval skips them), all recorded in the card.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
 from genhub import DATASETS, DatasetError, GenVAE, load_images  # noqa: E402
+from genhub.evaluation import evaluate_for_card  # noqa: E402
 from genhub.metrics import iwae_nll  # noqa: E402
 from genhub.training import (  # noqa: E402
     add_common_arguments,
+    add_evaluation_arguments,
+    check_evaluation_arguments,
     check_push_arguments,
     environment_summary,
     finish,
@@ -64,8 +68,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     evaluation.add_argument("--time-budget", type=float, default=None, help="stop training after this many minutes")
     evaluation.add_argument("--eval-only", action="store_true",
                             help="skip training: evaluate and package the best checkpoint of the run in --out")
+    add_evaluation_arguments(parser)
     args = parser.parse_args(argv)
     check_push_arguments(parser, args)
+    check_evaluation_arguments(parser, args)
     return args
 
 
@@ -151,8 +157,9 @@ def train_model(args, model: GenVAE, train: torch.Tensor, validation: torch.Tens
     return history
 
 
-def evaluate_and_package(args, train: torch.Tensor, validation: torch.Tensor, val_split: str, out: Path) -> dict:
-    """Load out/best, estimate its validation NLL, and save it with its card to out/model."""
+def evaluate_and_package(args, train: torch.Tensor, validation: torch.Tensor, val_split: str, out: Path, card_extra: dict | None = None) -> dict:
+    """Load out/best, estimate its validation NLL, and save it with its card to out/model.
+    `card_extra` adds to or overrides the card's context (train/vaegan.py links its GAN)."""
     device = validation.device
     record = json.loads((out / "history.json").read_text())
     history = record["history"]
@@ -196,12 +203,14 @@ def evaluate_and_package(args, train: torch.Tensor, validation: torch.Tensor, va
         "metrics_note": "The NLL is the importance-sampled bound of Burda et al. (2016), an upper bound on the true "
                         "negative log-likelihood that tightens as k grows.",
     }
-    finish(model, final, card, args)
+    if not args.no_eval:  # sample quality; the NLL above is the held-out likelihood, so not recomputed here
+        card = evaluate_for_card(model, args.dataset, card, final, num_samples=args.eval_samples, seed=args.seed)
+    finish(model, final, {**card, **(card_extra or {})}, args)
     save_json(out / "metrics.json", {**metrics, "history": history, "args": vars(args)})
     return metrics
 
 
-def main(argv=None) -> dict:
+def main(argv=None, card_extra: dict | None = None) -> dict:
     args = parse_args(argv)
     seed_everything(args.seed)
     device = pick_device(args.device)
@@ -222,7 +231,7 @@ def main(argv=None) -> dict:
         train_model(args, model, train, validation, out)
     elif not (out / "history.json").exists():
         raise ValueError(f"--eval-only needs a finished or stopped run in {out} (history.json and best/)")
-    return evaluate_and_package(args, train, validation, val_split, out)
+    return evaluate_and_package(args, train, validation, val_split, out, card_extra)
 
 
 if __name__ == "__main__":
