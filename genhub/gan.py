@@ -66,26 +66,89 @@ def build_generator(latent_dim: int, image_shape, architecture: str = "dcgan", w
 
 
 class Critic(nn.Module):
-    """Images in [-1, 1] -> one raw score per image, shape (N,).
+    """Images in [-1, 1] -> one raw score per image, shape (N,), or `out_features` features per
+    image, shape (N, out_features), for the feature objectives (McGAN, MMD-GAN, Cramér GAN).
 
     "dcgan": stride-2 convs (nets.ConvEncoder) with `norm` "batch" (DCGAN), or "layer"/"none"
     for gradient-penalty training, where batch norm would couple the per-sample gradients.
     "mlp": LeakyReLU hidden layers, never normalized.
     """
 
-    def __init__(self, image_shape, architecture: str = "dcgan", width: int = 64, hidden_dims=(512, 512, 512), norm: str = "batch"):
+    def __init__(self, image_shape, architecture: str = "dcgan", width: int = 64, hidden_dims=(512, 512, 512), norm: str = "batch",
+                 out_features: int = 1):
         super().__init__()
         self.image_shape = check_image_shape(image_shape)
         hidden = _check_architecture(architecture, width, hidden_dims)
-        self.config = {"image_shape": list(self.image_shape), "architecture": architecture, "width": int(width), "hidden_dims": list(hidden), "norm": norm}
+        if isinstance(out_features, bool) or int(out_features) < 1:
+            raise ValueError(f"out_features must be a positive integer, got {out_features}")
+        self.out_features = int(out_features)
+        self.config = {"image_shape": list(self.image_shape), "architecture": architecture, "width": int(width), "hidden_dims": list(hidden),
+                       "norm": norm, "out_features": self.out_features}
         if architecture == "dcgan":
-            self.body = ConvEncoder(self.image_shape, 1, width=width, norm=norm, activation=_leaky_relu)
+            self.body = ConvEncoder(self.image_shape, self.out_features, width=width, norm=norm, activation=_leaky_relu)
             dcgan_init(self.body)
         else:
-            self.body = nn.Sequential(nn.Flatten(), mlp([math.prod(self.image_shape), *hidden, 1], activation=_leaky_relu))
+            self.body = nn.Sequential(nn.Flatten(), mlp([math.prod(self.image_shape), *hidden, self.out_features], activation=_leaky_relu))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.body(images).squeeze(1)
+        outputs = self.body(images)
+        return outputs.squeeze(1) if self.out_features == 1 else outputs
+
+
+class AutoencoderCritic(nn.Module):
+    """Images in [-1, 1] -> their reconstructions, same shape: the energy-based critics of EBGAN,
+    BEGAN and MAGAN, whose energy is the reconstruction error.
+
+    "dcgan": nets.ConvEncoder down to a `code_dim` code, nets.ConvDecoder back up (batch norm in
+    the decoder only with norm "batch"). "mlp": LeakyReLU layers `hidden_dims` down to the code
+    and the same sizes back up. The output is linear: a reconstruction, not a probability.
+    """
+
+    def __init__(self, image_shape, architecture: str = "dcgan", width: int = 64, hidden_dims=(512, 512, 512), norm: str = "none",
+                 code_dim: int = 64):
+        super().__init__()
+        self.image_shape = check_image_shape(image_shape)
+        hidden = _check_architecture(architecture, width, hidden_dims)
+        if isinstance(code_dim, bool) or int(code_dim) < 1:
+            raise ValueError(f"code_dim must be a positive integer, got {code_dim}")
+        code_dim = int(code_dim)
+        self.config = {"class": "AutoencoderCritic", "image_shape": list(self.image_shape), "architecture": architecture, "width": int(width),
+                       "hidden_dims": list(hidden), "norm": norm, "code_dim": code_dim}
+        if architecture == "dcgan":
+            self.encoder = ConvEncoder(self.image_shape, code_dim, width=width, norm=norm, activation=_leaky_relu)
+            self.decoder = ConvDecoder(code_dim, self.image_shape, width=width, batch_norm=norm == "batch")
+            dcgan_init(self)
+        else:
+            size = math.prod(self.image_shape)
+            self.encoder = nn.Sequential(nn.Flatten(), mlp([size, *hidden, code_dim], activation=_leaky_relu))
+            self.decoder = nn.Sequential(mlp([code_dim, *reversed(hidden), size], activation=_leaky_relu), nn.Unflatten(1, self.image_shape))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(images))
+
+
+def build_critic(objective, image_shape, architecture: str = "dcgan", width: int = 64, hidden_dims=(512, 512, 512), norm: str | None = None) -> nn.Module:
+    """The critic an objective (a name or a genhub.objectives.Objective) declares in `critic_kind`:
+    a one-score Critic, a Critic with `feature_dim` outputs, or an AutoencoderCritic.
+    `norm` None takes the objective's own `critic_norm`."""
+    from .objectives import get_objective
+
+    objective = get_objective(objective) if isinstance(objective, str) else objective
+    norm = objective.critic_norm if norm is None else norm
+    if objective.critic_kind == "autoencoder":
+        return AutoencoderCritic(image_shape, architecture, width, hidden_dims, norm)
+    out_features = objective.feature_dim if objective.critic_kind == "features" else 1
+    return Critic(image_shape, architecture, width, hidden_dims, norm, out_features=out_features)
+
+
+def critic_from_config(config: dict) -> nn.Module:
+    """Rebuild a critic from its `config` (as training checkpoints store it)."""
+    config = dict(config)
+    kind = config.pop("class", "Critic")  # checkpoints from before AutoencoderCritic name no class
+    classes = {"Critic": Critic, "AutoencoderCritic": AutoencoderCritic}
+    if kind not in classes:
+        raise ValueError(f"unknown critic class {kind!r}; known: {', '.join(classes)}")
+    return classes[kind](**config)
 
 
 class GenGAN(GenModel):

@@ -82,10 +82,14 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) 
 
 
 @torch.no_grad()
-def clip_weights(module: nn.Module, limit: float) -> None:
-    """Clamp every parameter to [-limit, limit] (the original WGAN's crude Lipschitz bound)."""
+def clip_weights(module: nn.Module, limit: float | tuple[float, float]) -> None:
+    """Clamp every parameter to [-limit, limit] (the original WGAN's crude Lipschitz bound), or to
+    [low, high] for a (low, high) pair (RWGAN's asymmetric clipping)."""
+    low, high = (-limit, limit) if isinstance(limit, (int, float)) else limit
+    if not low < high:
+        raise ValueError(f"weight clipping needs low < high, got [{low}, {high}]")
     for parameter in module.parameters():
-        parameter.clamp_(-limit, limit)
+        parameter.clamp_(low, high)
 
 
 # -- recipes -------------------------------------------------------------------------------
@@ -116,10 +120,12 @@ class Objective:
     generator_loss: Callable[[Scores], torch.Tensor]
     optimizer: OptimizerSpec
     n_critic: int = 1  # critic updates per generator update
-    clip_value: float | None = None  # weight clipping bound after each critic update
+    clip_value: float | tuple[float, float] | None = None  # weight clipping after each critic update: c for [-c, c], or (low, high)
     penalty_weight: float = 0.0  # gradient-penalty weight (lambda)
     critic_norm: str = "batch"  # "layer"/"none" where a per-sample gradient penalty forbids batch norm
     hub_class: str = "GenGAN"  # the genhub class a trained generator is saved as
+    critic_kind: str = "score"  # what the critic outputs: one "score", `feature_dim` "features", or an "autoencoder" reconstruction
+    feature_dim: int = 16  # critic outputs per sample when critic_kind is "features"
 
     def critic_step_loss(self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """The critic's loss on one batch, and detached numbers worth logging."""
@@ -148,11 +154,14 @@ class Objective:
 
 
 OBJECTIVES: dict[str, Objective] = {}
+CRITIC_KINDS = ("score", "features", "autoencoder")
 
 
 def register(objective: Objective) -> Objective:
     if objective.name in OBJECTIVES:
         raise ValueError(f"objective {objective.name!r} is already registered")
+    if objective.critic_kind not in CRITIC_KINDS:
+        raise ValueError(f"objective {objective.name!r}: critic_kind must be one of {CRITIC_KINDS}, got {objective.critic_kind!r}")
     OBJECTIVES[objective.name] = objective
     return objective
 
@@ -194,10 +203,12 @@ register(Objective(
 # The rest of the GAN objective table. Each entry cites its paper. The f-divergence,
 # MMD and energy-distance math lives once, in genhub.divergences.
 #
-# Critic outputs: the objectives above read one score per sample. Feature objectives
-# (McGAN, MMD-GAN, Cramér GAN) read a critic's output as a feature vector: (N,) is one
-# feature, (N, k) is k. Auto-encoder objectives (EBGAN, BEGAN, MAGAN) need a critic whose
-# output has the input's shape (a reconstruction); GMMN needs no critic and leaves it be.
+# Critic outputs: each objective declares the critic it needs in `critic_kind`, and
+# genhub.gan.build_critic builds it. "score" critics give one number per sample. Feature
+# objectives (McGAN, MMD-GAN, Cramér GAN) read a critic's output as a feature vector of
+# `feature_dim` numbers. Auto-encoder objectives (EBGAN, BEGAN, MAGAN) need a critic whose
+# output has the input's shape (a reconstruction). GMMN has no adversary: it gets a score
+# critic that it never calls.
 # ==========================================================================================
 from . import divergences as _divergences  # noqa: E402
 
@@ -277,11 +288,11 @@ def kernel_mmd2(real_features: torch.Tensor, fake_features: torch.Tensor) -> tor
 
 register(FeatureObjective(
     "mcgan", "McGAN: mean and covariance feature matching, weight clipping 0.01 (Mroueh et al. 2017)",
-    None, None, OptimizerSpec("rmsprop", 5e-5), n_critic=5, clip_value=0.01, distance=mean_covariance_distance,
+    None, None, OptimizerSpec("rmsprop", 5e-5), n_critic=5, clip_value=0.01, critic_kind="features", distance=mean_covariance_distance,
 ))
 register(FeatureObjective(
     "mmdgan", "MMD-GAN: MMD^2 with an adversarially learned kernel on critic features, weight clipping 0.01 (Li et al. 2017)",
-    None, None, OptimizerSpec("rmsprop", 5e-5), n_critic=5, clip_value=0.01, distance=kernel_mmd2,
+    None, None, OptimizerSpec("rmsprop", 5e-5), n_critic=5, clip_value=0.01, critic_kind="features", distance=kernel_mmd2,
 ))
 
 
@@ -335,7 +346,7 @@ class CramerObjective(Objective):
 
 register(CramerObjective(
     "cramer", "Cramér GAN: energy distance on critic features, gradient penalty 10 (Bellemare et al. 2017)",
-    None, None, OptimizerSpec("adam", 1e-4, (0.5, 0.9)), n_critic=5, penalty_weight=10.0, critic_norm="layer",
+    None, None, OptimizerSpec("adam", 1e-4, (0.5, 0.9)), n_critic=5, penalty_weight=10.0, critic_norm="layer", critic_kind="features",
 ))
 
 
@@ -369,6 +380,29 @@ register(FisherObjective(
     "fisher", "Fisher GAN: IPM under a second-moment constraint, augmented Lagrangian (Mroueh & Sercu 2017)",
     None, wasserstein_generator_loss, OptimizerSpec("adam", 2e-4, (0.5, 0.999)), n_critic=2, rho=1e-6,
 ))
+
+
+# -- RWGAN ------------------------------------------------------------------------------------------
+RWGAN_CLIP = (-0.01, 0.02)  # genhub's bounds: the paper's values could not be checked offline
+
+
+def relaxed_wasserstein_objective() -> Objective:
+    """RWGAN (Guo, Hong, Lin & Yang 2017, "Relaxed Wasserstein with Applications to GANs",
+    arXiv:1705.07164). The relaxed Wasserstein divergence replaces W1's cost |x - y| with a
+    Bregman divergence B_phi(x, y) = phi(x) - phi(y) - <grad phi(y), x - y>; the paper's GAN uses
+    the KL cost (phi(x) = sum x log x), whose asymmetry B(x, y) != B(y, x) it mirrors in the
+    training algorithm by clipping the critic's weights to an asymmetric box [c_l, c_u] instead
+    of WGAN's [-c, c]. The critic maximises E f(x) - E f(G(z)) under that box with RMSProp,
+    n_critic = 5; the generator minimises -E f(G(z)). So the losses are WGAN's and the
+    objective differs in its constraint set: RWGAN_CLIP = [-0.01, 0.02] here."""
+    return Objective(
+        "rwgan", f"Relaxed WGAN (KL cost): Wasserstein critic under asymmetric weight clipping {list(RWGAN_CLIP)} (Guo et al. 2017)",
+        wasserstein_critic_loss, wasserstein_generator_loss, OptimizerSpec("rmsprop", 5e-5),
+        n_critic=5, clip_value=RWGAN_CLIP,
+    )
+
+
+register(relaxed_wasserstein_objective())
 
 
 # -- auto-encoder critics: EBGAN, BEGAN, MAGAN ----------------------------------------------------
@@ -457,6 +491,15 @@ class BEGANObjective(Objective):
         self.k = float(state["k"])
 
 
-register(EBGANObjective("ebgan", "EBGAN: auto-encoder energy with a margin (Zhao et al. 2017)", None, None, DCGAN_ADAM, critic_norm="none", margin=1.0))
-register(BEGANObjective("began", "BEGAN: auto-encoder L1 loss with k_t balance, gamma 0.5 (Berthelot et al. 2017)", None, None, OptimizerSpec("adam", 1e-4, (0.5, 0.999)), critic_norm="none"))
-register(MAGANObjective("magan", "MAGAN: EBGAN with an adaptive margin (Wang et al. 2017)", None, None, DCGAN_ADAM, critic_norm="none"))
+register(EBGANObjective(
+    "ebgan", "EBGAN: auto-encoder energy with a margin (Zhao et al. 2017)",
+    None, None, DCGAN_ADAM, critic_norm="none", critic_kind="autoencoder", margin=1.0,
+))
+register(BEGANObjective(
+    "began", "BEGAN: auto-encoder L1 loss with k_t balance, gamma 0.5 (Berthelot et al. 2017)",
+    None, None, OptimizerSpec("adam", 1e-4, (0.5, 0.999)), critic_norm="none", critic_kind="autoencoder",
+))
+register(MAGANObjective(
+    "magan", "MAGAN: EBGAN with an adaptive margin (Wang et al. 2017)",
+    None, None, DCGAN_ADAM, critic_norm="none", critic_kind="autoencoder",
+))

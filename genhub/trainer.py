@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .gan import Critic, GenGAN
+from .gan import GenGAN, critic_from_config
 from .hub import MODEL_CLASSES
 from .objectives import Objective, get_objective
 
@@ -57,7 +57,7 @@ class TrainSettings:
 
 
 class GANTrainer:
-    def __init__(self, model: GenGAN, critic: Critic, objective: Objective | str, out=None, settings: TrainSettings | None = None, device="cpu"):
+    def __init__(self, model: GenGAN, critic: nn.Module, objective: Objective | str, out=None, settings: TrainSettings | None = None, device="cpu"):
         self.settings = settings or TrainSettings()
         self.objective = get_objective(objective) if isinstance(objective, str) else objective
         if self.settings.batch_size < 1:
@@ -275,7 +275,7 @@ class GANTrainer:
         settings = TrainSettings(**{**state["settings"], "progress": progress})
         try:
             model = MODEL_CLASSES[state["model_class"]](**state["model_config"])
-            critic = Critic(**state["critic_config"])
+            critic = critic_from_config(state["critic_config"])
             trainer = cls(model, critic, state["objective"], out=out if out is not None else Path(path).parent, settings=settings, device=device)
             trainer.model.load_state_dict(state["generator"])
             trainer.ema.load_state_dict(state["ema_generator"])

@@ -1,5 +1,5 @@
-"""The rest of the GAN objective table (f-GAN, McGAN, GMMN, MMD-GAN, Cramér, Fisher, EBGAN,
-BEGAN, MAGAN): each loss against a hand computation, and each objective running a few
+"""The rest of the GAN objective table (f-GAN, McGAN, GMMN, MMD-GAN, Cramér, Fisher, RWGAN,
+EBGAN, BEGAN, MAGAN): each loss against a hand computation, and each objective running a few
 trainer steps without NaN."""
 
 import math
@@ -10,11 +10,11 @@ from torch import nn
 
 from genhub import divergences as dv
 from genhub.gan import Critic, GenGAN
-from genhub.objectives import OBJECTIVES, get_objective, mean_covariance_distance, scaled_bandwidths
+from genhub.objectives import OBJECTIVES, RWGAN_CLIP, clip_weights, get_objective, mean_covariance_distance, scaled_bandwidths
 from genhub.trainer import GANTrainer, TrainSettings
 
 TABLE = [name for name in OBJECTIVES if name not in ("dcgan", "wgan", "wgan-gp", "lsgan", "hinge")]
-AUTOENCODER = {"ebgan", "began", "magan"}
+AUTOENCODER = {name for name, objective in OBJECTIVES.items() if objective.critic_kind == "autoencoder"}
 
 
 class Zero(nn.Module):
@@ -30,7 +30,7 @@ class Identity(nn.Module):
 
 
 def test_table_is_complete():
-    expected = {"mcgan", "gmmn", "mmdgan", "cramer", "fisher", "ebgan", "began", "magan"}
+    expected = {"mcgan", "gmmn", "mmdgan", "cramer", "fisher", "rwgan", "ebgan", "began", "magan"}
     expected |= {"fgan-" + name.replace("_", "-") for name in ("kl", "reverse_kl", "pearson", "squared_hellinger", "jensen_shannon", "total_variation")}
     assert expected <= set(TABLE)
 
@@ -96,6 +96,23 @@ def test_fisher_lagrangian_and_multiplier_update():
     loss, _ = fisher.critic_step_loss(Identity(), torch.tensor([1.0, 1.0]), torch.tensor([0.0, 0.0]))
     assert loss.item() == pytest.approx(-(1 + lagrange * 0.5 - fisher.rho / 2 * 0.25), rel=1e-6)
     assert fisher.state_dict() == {"lagrange": pytest.approx(-fisher.rho)}
+
+
+def test_rwgan_losses_and_asymmetric_clipping_match_hand_computation():
+    rwgan = get_objective("rwgan")
+    real, fake = torch.tensor([1.0, -2.0]), torch.tensor([0.5, 3.0])
+    assert rwgan.critic_loss(real, fake).item() == pytest.approx((0.5 + 3.0) / 2 - (1.0 - 2.0) / 2)
+    assert rwgan.generator_loss(fake).item() == pytest.approx(-(0.5 + 3.0) / 2)
+    assert (rwgan.optimizer.name, rwgan.n_critic, rwgan.clip_value) == ("rmsprop", 5, RWGAN_CLIP)
+    low, high = RWGAN_CLIP
+    assert low < 0 < high and -low != high  # the box is asymmetric, unlike WGAN's [-c, c]
+    critic = nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([[-1.0, 0.5, 0.015, -0.005]]))
+    rwgan.after_critic_step(critic)
+    assert critic.weight[0].tolist() == pytest.approx([low, high, 0.015, -0.005])
+    with pytest.raises(ValueError, match="low < high"):
+        clip_weights(critic, (0.02, -0.01))
 
 
 def test_ebgan_and_magan_losses_match_hand_computation():

@@ -6,12 +6,12 @@
     python train/gan.py --dataset anime-faces --width 32 --epochs 10
     python train/gan.py --out runs/gan --epochs 20 --resume      # continue runs/gan/checkpoint.pt
 
-Objectives: dcgan (non-saturating BCE), wgan (weight clipping), wgan-gp (gradient penalty,
-lambda 10), lsgan, hinge; each brings its own optimizer, n_critic and critic norm unless
+Objectives: every name in genhub.objectives (dcgan, wgan, wgan-gp, lsgan, hinge, the f-GANs,
+mcgan, gmmn, mmdgan, cramer, fisher, rwgan, ebgan, began, magan); each brings its own optimizer,
+n_critic, critic norm and critic kind (a score, a feature vector, or an auto-encoder) unless
 overridden. Every epoch writes a fixed-noise grid of the EMA generator to --out/samples,
 the loss curves to --out/loss_curves.png and a full checkpoint to --out/checkpoint.pt.
-The final EMA generator is evaluated (genhub.evaluation, --eval-samples; --no-eval skips it) and,
-with its config and card, goes to --out/model (and the Hub with --push).
+The final EMA generator, config and card go to --out/model (and the Hub with --push).
 """
 
 from __future__ import annotations
@@ -26,11 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 import torch  # noqa: E402
 
 from genhub import DATASETS, DatasetError, load_images  # noqa: E402
-from genhub.gan import ARCHITECTURES, Critic, gan_class  # noqa: E402
+from genhub.gan import ARCHITECTURES, build_critic, gan_class  # noqa: E402
 from genhub.objectives import OBJECTIVES, get_objective  # noqa: E402
 from genhub.trainer import CHECKPOINT_NAME, CheckpointError, GANTrainer, TrainingDiverged, TrainSettings, read_checkpoint  # noqa: E402
-from genhub.evaluation import evaluate_for_card  # noqa: E402
-from genhub.training import add_common_arguments, add_evaluation_arguments, check_evaluation_arguments, check_push_arguments, environment_summary, finish, pick_device, save_json, seed_everything  # noqa: E402
+from genhub.training import add_common_arguments, check_push_arguments, environment_summary, finish, pick_device, save_json, seed_everything  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -55,10 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--card-note", default=None, help="a sentence for the model card's training section (e.g. the machine)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (on a busy shared CPU, 1 is often much faster than the default)")
-    add_evaluation_arguments(parser)
     args = parser.parse_args(argv)
     check_push_arguments(parser, args)
-    check_evaluation_arguments(parser, args)
     for name in ("epochs", "batch_size", "latent_dim", "width"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer")
@@ -87,8 +84,9 @@ def build_trainer(args, image_shape, device) -> GANTrainer:
     objective = get_objective(args.objective)
     model = gan_class(args.objective)(image_shape=image_shape, latent_dim=args.latent_dim, architecture=args.arch,
                                       width=args.width, hidden_dims=tuple(args.hidden), objective=args.objective)
-    norm = objective.critic_norm if args.critic_norm == "auto" else args.critic_norm
-    critic = Critic(image_shape, architecture=args.arch, width=args.width, hidden_dims=tuple(args.hidden), norm=norm)
+    # The objective says which critic it needs: a score, a feature vector, or an auto-encoder.
+    critic = build_critic(objective, image_shape, architecture=args.arch, width=args.width, hidden_dims=tuple(args.hidden),
+                          norm=None if args.critic_norm == "auto" else args.critic_norm)
     return GANTrainer(model, critic, objective, out=out, settings=settings, device=device)
 
 
@@ -110,7 +108,8 @@ def card_context(args, trainer: GANTrainer, num_train: int, device) -> dict:
         "training_note": args.card_note,
         "training": {
             "objective": f"{trainer.objective.name} ({trainer.objective.description})",
-            "critic": f"{trainer.critic.config['architecture']}, width {trainer.critic.config['width']}, norm {trainer.critic.config['norm']}",
+            "critic": f"{type(trainer.critic).__name__} ({trainer.objective.critic_kind}), {trainer.critic.config['architecture']}, "
+                      f"width {trainer.critic.config['width']}, norm {trainer.critic.config['norm']}",
             "epochs": trainer.epoch,
             "generator steps": trainer.generator_steps,
             "batch size": settings.batch_size,
@@ -160,10 +159,7 @@ def main(argv=None) -> GANTrainer:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out / "samples" / f"epoch_{trainer.epoch:03d}.png", folder / "samples.png")
     save_json(out / "history.json", {"epochs": trainer.epoch, "train_seconds": trainer.train_seconds, "history": trainer.history})
-    model, card = trainer.sampling_model(), card_context(args, trainer, len(data), device)
-    if not args.no_eval:
-        card = evaluate_for_card(model, args.dataset, card, folder, num_samples=args.eval_samples, seed=args.seed)
-    finish(model, folder, card, args)
+    finish(trainer.sampling_model(), folder, card_context(args, trainer, len(data), device), args)
     return trainer
 
 
