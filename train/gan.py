@@ -11,7 +11,8 @@ mcgan, gmmn, mmdgan, cramer, fisher, rwgan, ebgan, began, magan); each brings it
 n_critic, critic norm and critic kind (a score, a feature vector, or an auto-encoder) unless
 overridden. Every epoch writes a fixed-noise grid of the EMA generator to --out/samples,
 the loss curves to --out/loss_curves.png and a full checkpoint to --out/checkpoint.pt.
-The final EMA generator, config and card go to --out/model (and the Hub with --push).
+The final EMA generator is evaluated (genhub.evaluation, --eval-samples; --no-eval skips it) and,
+with its config and card, goes to --out/model (and the Hub with --push).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from genhub import DATASETS, DatasetError, load_images  # noqa: E402
 from genhub.gan import ARCHITECTURES, build_critic, gan_class  # noqa: E402
 from genhub.objectives import OBJECTIVES, get_objective  # noqa: E402
 from genhub.trainer import CHECKPOINT_NAME, CheckpointError, GANTrainer, TrainingDiverged, TrainSettings, read_checkpoint  # noqa: E402
-from genhub.training import add_common_arguments, check_push_arguments, environment_summary, finish, pick_device, save_json, seed_everything  # noqa: E402
+from genhub.evaluation import evaluate_for_card  # noqa: E402
+from genhub.training import add_common_arguments, add_evaluation_arguments, check_evaluation_arguments, check_push_arguments, environment_summary, finish, pick_device, save_json, seed_everything  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,8 +56,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--card-note", default=None, help="a sentence for the model card's training section (e.g. the machine)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (on a busy shared CPU, 1 is often much faster than the default)")
+    add_evaluation_arguments(parser)
     args = parser.parse_args(argv)
     check_push_arguments(parser, args)
+    check_evaluation_arguments(parser, args)
     for name in ("epochs", "batch_size", "latent_dim", "width"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer")
@@ -159,7 +163,10 @@ def main(argv=None) -> GANTrainer:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out / "samples" / f"epoch_{trainer.epoch:03d}.png", folder / "samples.png")
     save_json(out / "history.json", {"epochs": trainer.epoch, "train_seconds": trainer.train_seconds, "history": trainer.history})
-    finish(trainer.sampling_model(), folder, card_context(args, trainer, len(data), device), args)
+    model, card = trainer.sampling_model(), card_context(args, trainer, len(data), device)
+    if not args.no_eval:
+        card = evaluate_for_card(model, args.dataset, card, folder, num_samples=args.eval_samples, seed=args.seed)
+    finish(model, folder, card, args)
     return trainer
 
 
