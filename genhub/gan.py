@@ -6,7 +6,9 @@
                 Gulrajani et al. 2017)
 
 All three share one generator design, chosen by `architecture`:
-  "dcgan"  linear -> small feature map -> stride-2 transposed convs with batch norm (nets.ConvDecoder)
+  "dcgan"  linear -> small feature map -> stride-2 transposed convs with batch norm (nets.ConvDecoder);
+           `batch_norm=False` drops the norms, which makes it the conv VAE's decoder layer for
+           layer, so a VAE decoder can seed the generator (genhub.warm_start)
   "mlp"    the fully connected generator of the classic WGAN demos (ReLU hidden layers)
 and end in tanh, so the generator speaks [-1, 1] (the range training data is scaled to);
 `decode` maps that to [0, 1] like every genhub model. The class names the objective the
@@ -53,12 +55,13 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.zeros_(layer.bias)
 
 
-def build_generator(latent_dim: int, image_shape, architecture: str = "dcgan", width: int = 64, hidden_dims=(512, 512, 512)) -> nn.Sequential:
-    """z (N, latent_dim) -> images (N, C, H, W) in [-1, 1]."""
+def build_generator(latent_dim: int, image_shape, architecture: str = "dcgan", width: int = 64, hidden_dims=(512, 512, 512),
+                    batch_norm: bool = True) -> nn.Sequential:
+    """z (N, latent_dim) -> images (N, C, H, W) in [-1, 1]. `batch_norm` applies to "dcgan" only."""
     image_shape = check_image_shape(image_shape)
     hidden = _check_architecture(architecture, width, hidden_dims)
     if architecture == "dcgan":
-        network = nn.Sequential(ConvDecoder(latent_dim, image_shape, width=width, batch_norm=True), nn.Tanh())
+        network = nn.Sequential(ConvDecoder(latent_dim, image_shape, width=width, batch_norm=batch_norm), nn.Tanh())
         dcgan_init(network)
         return network
     body = mlp([latent_dim, *hidden, math.prod(image_shape)], activation=nn.ReLU)
@@ -165,6 +168,7 @@ class GenGAN(GenModel):
         width: int = 64,
         hidden_dims: tuple[int, ...] = (512, 512, 512),
         objective: str | None = None,
+        batch_norm: bool = True,
     ):
         super().__init__()
         if isinstance(latent_dim, bool) or int(latent_dim) < 1:
@@ -173,7 +177,9 @@ class GenGAN(GenModel):
         self.latent_dim = int(latent_dim)
         self.architecture = architecture
         self.objective = objective or self.default_objective
-        self.generator = build_generator(self.latent_dim, self.image_shape, architecture, width, hidden_dims)
+        self.width = int(width)
+        self.batch_norm = bool(batch_norm)
+        self.generator = build_generator(self.latent_dim, self.image_shape, architecture, width, hidden_dims, batch_norm=self.batch_norm)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.latent_dim:

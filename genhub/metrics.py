@@ -6,6 +6,7 @@
     precision_recall      improved precision/recall with k-NN manifolds (Kynkaanniemi et al. 2019)
     class_histogram       what digits a generator draws: coverage of the ten classes, entropy
     sliced_wasserstein    multi-scale SWD on Laplacian-pyramid patches (Karras et al. 2018), network-free
+    laplacian_variance    per-image sharpness (variance of the Laplacian), network-free
 
 Features come from `genhub.classifier` (a CNN we train on MNIST), so FD/KID values are
 comparable with each other but not with Inception-based numbers in papers.
@@ -268,3 +269,19 @@ def sliced_wasserstein(real: torch.Tensor, fake: torch.Tensor, patches_per_image
         b = _patch_descriptors(fake_level, patches_per_image, patch, generator)
         distances.append(1000 * _sliced_distance(a, b, directions, repeats, generator))
     return {"levels": distances, "mean": sum(distances) / len(distances), "resolutions": [tuple(level.shape[2:]) for level in real_pyramid], "images": count}
+
+
+# -- sharpness ------------------------------------------------------------------------------
+_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+
+
+def laplacian_variance(images: torch.Tensor) -> torch.Tensor:
+    """Per-image sharpness: the variance of the 3x3 Laplacian of the grey image (0-255 scale).
+
+    Blur removes the high frequencies the Laplacian responds to, so blurry images (a VAE's
+    mean images) score lower than sharp ones; compare sets of the same size and content.
+    """
+    check_images(images)
+    grey = images.float().mean(1, keepdim=True) * 255
+    response = F.conv2d(grey, _LAPLACIAN.to(grey).view(1, 1, 3, 3))
+    return response.flatten(1).var(1)
