@@ -1,0 +1,156 @@
+"""The VAE -> GAN warm start (genhub.warm_start) and train/vaegan.py end to end on real faces."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from genhub import GenDCGAN, GenGAN, GenVAE, load_model
+from genhub.metrics import _blur, laplacian_variance
+from genhub.warm_start import gan_from_vae, load_vae_decoder
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "train" / "vaegan.py"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def trained_looking_vae(prior="standard", **kwargs) -> GenVAE:
+    """A conv VAE whose weights are far from their initialization, so a bad copy would show."""
+    vae = GenVAE(image_shape=(3, 32, 32), latent_dim=8, architecture="conv", conv_width=8, likelihood="gaussian", prior=prior, **kwargs)
+    with torch.no_grad():
+        for parameter in vae.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.2)
+    return vae.eval()
+
+
+def test_warm_started_generator_draws_the_vae_mean_images():
+    vae = trained_looking_vae()
+    generator = gan_from_vae(vae, "hinge").eval()
+    z = torch.randn(16, 8)
+    with torch.no_grad():
+        assert torch.allclose(generator.decode(z), vae.decode(z), atol=1e-5)
+        assert torch.allclose(generator.sample(4, seed=3), vae.sample(4, seed=3), atol=1e-5)  # both draw z ~ N(0, I)
+    assert isinstance(generator, GenGAN) and generator.objective == "hinge"
+    assert (generator.batch_norm, generator.width) == (False, 8)
+    assert isinstance(gan_from_vae(vae, "dcgan"), GenDCGAN)
+
+
+def test_warm_start_survives_save_and_load(tmp_path):
+    generator = gan_from_vae(trained_looking_vae())
+    generator.save_pretrained(tmp_path / "gan")
+    loaded = load_model(tmp_path / "gan").eval()
+    z = torch.randn(4, 8)
+    with torch.no_grad():
+        assert torch.equal(loaded.decode(z), generator.eval().decode(z))
+    assert json.loads((tmp_path / "gan" / "config.json").read_text())["batch_norm"] is False
+
+
+@pytest.mark.parametrize(
+    ("generator_kwargs", "message"),
+    [
+        ({"width": 8}, r"differ from the VAE decoder's.*batch_norm=False"),  # batch norm on by default
+        ({"width": 16, "batch_norm": False}, r"layer project\.0\.weight.*width=8"),
+        ({"width": 8, "batch_norm": False, "latent_dim": 4}, "must share latent size"),
+        ({"architecture": "mlp", "hidden_dims": (16,)}, "needs a conv decoder"),
+    ],
+)
+def test_a_generator_of_another_architecture_is_a_clear_error(generator_kwargs, message):
+    generator = GenGAN(**{"image_shape": (3, 32, 32), "latent_dim": 8, **generator_kwargs})
+    before = {k: v.clone() for k, v in generator.state_dict().items()}
+    with pytest.raises(ValueError, match=message):
+        load_vae_decoder(generator, trained_looking_vae())
+    assert all(torch.equal(before[k], v) for k, v in generator.state_dict().items())  # untouched
+
+
+def test_a_vae_with_a_learned_prior_or_an_mlp_decoder_is_refused():
+    with pytest.raises(ValueError, match="standard N\\(0, I\\) prior"):
+        gan_from_vae(trained_looking_vae(prior="mog", num_components=3))
+    with pytest.raises(ValueError, match="needs a conv decoder"):
+        gan_from_vae(GenVAE(image_shape=(3, 32, 32), latent_dim=8, architecture="mlp", hidden_dims=(16,)))
+
+
+def test_generators_saved_before_the_batch_norm_option_still_load():
+    model = GenDCGAN.from_pretrained(REPO / "weights" / "gan-anime-faces")
+    assert model.batch_norm is True
+    assert model.sample(2, seed=0).shape == (2, 3, 64, 64)
+
+
+def test_laplacian_variance_scores_blurred_images_lower():
+    images = torch.rand(6, 3, 32, 32)
+    sharp, blurred = laplacian_variance(images), laplacian_variance(_blur(images))
+    assert sharp.shape == (6,) and bool((blurred < sharp / 4).all())
+    assert torch.allclose(laplacian_variance(torch.full((2, 1, 16, 16), 0.5)), torch.zeros(2))  # flat images: no edges
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        laplacian_variance(images * 255)
+
+
+# -- train/vaegan.py ---------------------------------------------------------------------------
+def run_script(argv):
+    spec = importlib.util.spec_from_file_location("train_vaegan", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(argv)
+
+
+def tiny_argv(data_dir, out) -> list[str]:
+    return ["--dataset", str(data_dir / "anime_faces"), "--limit", "200", "--image-size", "32", "--vae-epochs", "1", "--epochs", "1",
+            "--width", "4", "--latent-dim", "8", "--batch-size", "32", "--vae-eval-k", "2", "--vae-eval-limit", "8", "--eval-samples", "64",
+            "--threads", "1", "--no-progress", "--out", str(out)]
+
+
+@pytest.fixture(scope="module")
+def run(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("vaegan")
+    return out, run_script(tiny_argv(data_dir, out))
+
+
+def test_writes_both_models_and_they_load(run):
+    out, result = run
+    vae = GenVAE.from_pretrained(out / "vae" / "model")
+    gan = load_model(out / "gan" / "model")
+    assert (vae.prior, vae.likelihood, vae.latent_dim) == ("standard", "gaussian", 8)
+    assert type(gan) is GenDCGAN and gan.batch_norm is False and gan.latent_dim == 8
+    assert gan.sample(2, seed=0).shape == vae.sample(2, seed=0).shape == (2, 3, 32, 32)
+    assert (out / "gan" / "model" / "samples.png").exists() and result["trainer"].generator_steps == 200 // 32
+
+
+def test_cards_link_each_other_and_state_the_pre_training(run):
+    out, _ = run
+    vae_folder, gan_folder = out / "vae" / "model", out / "gan" / "model"
+    vae_card, gan_card = (vae_folder / "README.md").read_text(), (gan_folder / "README.md").read_text()
+    assert "## Pre-training for a GAN" in vae_card and "[../../gan/model](../../gan/model)" in vae_card
+    assert "## Pre-training" in gan_card and "[../../vae/model](../../vae/model)" in gan_card
+    assert (vae_folder / "../../gan/model").resolve() == gan_folder.resolve()
+    assert "1 of 1 epochs kept" in gan_card and "train/vaegan.py" in gan_card
+    for card, folder in ((vae_card, vae_folder), (gan_card, gan_folder)):  # both evaluated on held-out faces
+        assert "sliced Wasserstein" in card and (folder / "eval.json").exists()
+
+
+def test_push_without_token_fails_after_saving_both(data_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    with pytest.raises(SystemExit) as exit_info:
+        run_script([*tiny_argv(data_dir, tmp_path / "run"), "--push", "--repo-id", "someone/vaegan-test", "--vae-repo-id", "someone/vae-test"])
+    assert exit_info.value.code == 2
+    assert "The model is saved in" in capsys.readouterr().err
+    gan_card = (tmp_path / "run" / "gan" / "model" / "README.md").read_text()
+    vae_card = (tmp_path / "run" / "vae" / "model" / "README.md").read_text()
+    assert "[someone/vae-test](https://huggingface.co/someone/vae-test)" in gan_card
+    assert "[someone/vaegan-test](https://huggingface.co/someone/vaegan-test)" in vae_card
+
+
+@pytest.mark.parametrize("extra", [["--push", "--repo-id", "someone/vaegan-test"], ["--push"], ["--width", "0"]])
+def test_bad_arguments_stop_before_training(extra, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        run_script(["--out", str(tmp_path), *extra])
+    assert exit_info.value.code == 2
+    assert not (tmp_path / "vae").exists()
