@@ -138,14 +138,16 @@ def test_cards_link_each_other_and_state_the_pre_training(run):
 def test_push_without_token_fails_after_saving_both(data_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
-    with pytest.raises(SystemExit) as exit_info:
-        run_script([*tiny_argv(data_dir, tmp_path / "run"), "--push", "--repo-id", "someone/vaegan-test", "--vae-repo-id", "someone/vae-test"])
+    with pytest.raises(SystemExit) as exit_info:  # also: an objective with an auto-encoder critic, no evaluation
+        run_script([*tiny_argv(data_dir, tmp_path / "run"), "--objective", "began", "--no-eval",
+                    "--push", "--repo-id", "someone/vaegan-test", "--vae-repo-id", "someone/vae-test"])
     assert exit_info.value.code == 2
     assert "The model is saved in" in capsys.readouterr().err
     gan_card = (tmp_path / "run" / "gan" / "model" / "README.md").read_text()
     vae_card = (tmp_path / "run" / "vae" / "model" / "README.md").read_text()
     assert "[someone/vae-test](https://huggingface.co/someone/vae-test)" in gan_card
     assert "[someone/vaegan-test](https://huggingface.co/someone/vaegan-test)" in vae_card
+    assert type(load_model(tmp_path / "run" / "gan" / "model")) is GenGAN and "**began**" in gan_card
 
 
 @pytest.mark.parametrize("extra", [["--push", "--repo-id", "someone/vaegan-test"], ["--push"], ["--width", "0"]])

@@ -28,7 +28,7 @@ import torch  # noqa: E402
 
 from genhub import GenVAE, PushError, load_images, push_folder  # noqa: E402
 from genhub.evaluation import evaluate_for_card  # noqa: E402
-from genhub.gan import Critic  # noqa: E402
+from genhub.gan import build_critic  # noqa: E402
 from genhub.objectives import OBJECTIVES, get_objective  # noqa: E402
 from genhub.trainer import CHECKPOINT_NAME, GANTrainer, TrainingDiverged, TrainSettings  # noqa: E402
 from genhub.training import (  # noqa: E402
@@ -46,8 +46,6 @@ from genhub.training import (  # noqa: E402
 from genhub.warm_start import gan_from_vae  # noqa: E402
 
 TRAIN_DIR = Path(__file__).resolve().parent
-# Objectives whose critic gives one score per image (genhub.gan.Critic), as built here.
-SCORE_OBJECTIVES = [name for name, objective in OBJECTIVES.items() if getattr(objective, "critic_kind", "score") == "score"]
 
 
 def load_script(name: str):
@@ -75,7 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     vae.add_argument("--vae-eval-k", type=int, default=100, help="importance samples for the VAE's validation NLL")
     vae.add_argument("--vae-eval-limit", type=int, default=500, help="validation images for the VAE's NLL")
     gan = parser.add_argument_group("phase 2: GAN from the decoder (the objective's recipe unless overridden)")
-    gan.add_argument("--objective", choices=SCORE_OBJECTIVES, default="dcgan")
+    gan.add_argument("--objective", choices=list(OBJECTIVES), default="dcgan")
     gan.add_argument("--lr", type=float, default=None)
     gan.add_argument("--n-critic", type=int, default=None)
     gan.add_argument("--ema-decay", type=float, default=0.999)
@@ -138,7 +136,7 @@ def main(argv=None) -> dict:
     seed_everything(args.seed)  # the critic's initial weights
     data = load_images(args.dataset, split=args.split, limit=args.limit, image_size=args.image_size, channels=args.channels)
     objective = get_objective(args.objective)
-    critic = Critic(data.image_shape, width=args.width, norm=objective.critic_norm)
+    critic = build_critic(objective, data.image_shape, width=args.width)  # the critic kind the objective declares
     settings = TrainSettings(batch_size=args.batch_size, n_critic=args.n_critic, lr=args.lr, ema_decay=args.ema_decay, seed=args.seed,
                              progress=not args.no_progress)
     trainer = GANTrainer(gan_from_vae(vae, args.objective), critic, objective, out=out / "gan", settings=settings, device=device)
