@@ -1,6 +1,9 @@
 """The critic each objective declares (score, feature vector, auto-encoder), built in one place
 for images of any supported size and channel count, trained on real MNIST and resumed."""
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -8,6 +11,9 @@ from genhub import load_images
 from genhub.gan import AutoencoderCritic, Critic, GenGAN, build_critic, critic_from_config
 from genhub.objectives import OBJECTIVES, get_objective
 from genhub.trainer import CHECKPOINT_NAME, GANTrainer, TrainSettings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "train"))
+import gan as train_gan  # noqa: E402
 
 SHAPES = [(1, 28, 28), (3, 32, 32), (1, 64, 64), (3, 64, 64)]
 
@@ -88,3 +94,17 @@ def test_an_autoencoder_critic_and_the_began_balance_resume_exactly(tmp_path, mn
     assert resumed.objective.k == straight.objective.k
     for a, b in zip(resumed.critic.parameters(), straight.critic.parameters()):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["began", "mmdgan"])
+def test_train_gan_builds_the_declared_critic_and_resumes(name, tmp_path, data_dir):
+    out = tmp_path / name
+    common = ["--objective", name, "--dataset", str(data_dir / "mnist"), "--limit", "64", "--width", "4", "--latent-dim", "8",
+              "--batch-size", "16", "--out", str(out), "--no-progress", "--no-eval"]
+    first = train_gan.main([*common, "--epochs", "1"])
+    expected = AutoencoderCritic if name == "began" else Critic
+    assert type(first.critic) is expected
+    resumed = train_gan.main([*common, "--epochs", "2", "--resume"])
+    assert type(resumed.critic) is expected and resumed.epoch == 2
+    assert resumed.critic.config == first.critic.config
+    assert f"{expected.__name__} ({get_objective(name).critic_kind})" in (out / "model" / "README.md").read_text()
