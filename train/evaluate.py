@@ -5,7 +5,9 @@
     python train/evaluate.py you/dcgan-mnist --dataset mnist --out runs/eval   # a Hub id
 
 Prints a table, writes eval.json, and updates the card (README.md): the `model-index`
-eval results in its metadata and the "Evaluation" section of its body. A local folder is
+eval results in its metadata and the "Evaluation" section of its body. It merges: the
+metrics it computes replace the card's values for them, every other result already in the
+card (e.g. the NLL train/vae.py wrote at the end of training) stays. A local folder is
 updated in place; for a Hub id the updated card and JSON go to --out (upload them with
 `hf upload`). Metrics: see genhub/evaluation.py.
 """
