@@ -383,18 +383,19 @@ register(FisherObjective(
 
 
 # -- RWGAN ------------------------------------------------------------------------------------------
-RWGAN_CLIP = (-0.01, 0.02)  # genhub's bounds: the paper's values could not be checked offline
+RWGAN_CLIP = (-0.01, 0.02)  # genhub's bounds (see below)
 
 
 def relaxed_wasserstein_objective() -> Objective:
     """RWGAN (Guo, Hong, Lin & Yang 2017, "Relaxed Wasserstein with Applications to GANs",
     arXiv:1705.07164). The relaxed Wasserstein divergence replaces W1's cost |x - y| with a
     Bregman divergence B_phi(x, y) = phi(x) - phi(y) - <grad phi(y), x - y>; the paper's GAN uses
-    the KL cost (phi(x) = sum x log x), whose asymmetry B(x, y) != B(y, x) it mirrors in the
-    training algorithm by clipping the critic's weights to an asymmetric box [c_l, c_u] instead
-    of WGAN's [-c, c]. The critic maximises E f(x) - E f(G(z)) under that box with RMSProp,
-    n_critic = 5; the generator minimises -E f(G(z)). So the losses are WGAN's and the
-    objective differs in its constraint set: RWGAN_CLIP = [-0.01, 0.02] here."""
+    the KL cost (phi(x) = sum x log x) and trains like WGAN except that the critic's weights are
+    clipped to an asymmetric box [c_l, c_u] instead of WGAN's [-c, c]. The losses are WGAN's:
+    the critic minimises E f(G(z)) - E f(x), the generator -E f(G(z)). The recipe is genhub's:
+    RMSProp 5e-5 and n_critic 5 as for `wgan`, and the box RWGAN_CLIP = [-0.01, 0.02]. The
+    paper's own box and learning rate, and its authors' code, were not available offline to
+    check these against."""
     return Objective(
         "rwgan", f"Relaxed WGAN (KL cost): Wasserstein critic under asymmetric weight clipping {list(RWGAN_CLIP)} (Guo et al. 2017)",
         wasserstein_critic_loss, wasserstein_generator_loss, OptimizerSpec("rmsprop", 5e-5),
