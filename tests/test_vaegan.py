@@ -131,6 +131,7 @@ def test_cards_link_each_other_and_state_the_pre_training(run):
     assert "## Pre-training" in gan_card and "[../../vae/model](../../vae/model)" in gan_card
     assert (vae_folder / "../../gan/model").resolve() == gan_folder.resolve()
     assert "1 of 1 epochs kept" in gan_card and "train/vaegan.py" in gan_card
+    assert 'from_pretrained("path/to/this/folder")' in vae_card  # no Hub id without --push
     for card, folder in ((vae_card, vae_folder), (gan_card, gan_folder)):  # both evaluated on held-out faces
         assert "sliced Wasserstein" in card and (folder / "eval.json").exists()
 
@@ -148,6 +149,7 @@ def test_push_without_token_fails_after_saving_both(data_dir, tmp_path, monkeypa
     assert "[someone/vae-test](https://huggingface.co/someone/vae-test)" in gan_card
     assert "[someone/vaegan-test](https://huggingface.co/someone/vaegan-test)" in vae_card
     assert type(load_model(tmp_path / "run" / "gan" / "model")) is GenGAN and "**began**" in gan_card
+    assert 'GenVAE.from_pretrained("someone/vae-test")' in vae_card
 
 
 @pytest.mark.parametrize("extra", [["--push", "--repo-id", "someone/vaegan-test"], ["--push"], ["--width", "0"]])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -122,14 +123,13 @@ def main(argv=None) -> dict:
     vae_folder, gan_folder = out / "vae" / "model", out / "gan" / "model"
     if (out / "gan" / CHECKPOINT_NAME).exists():
         raise SystemExit(f"error: {out / 'gan' / CHECKPOINT_NAME} exists; choose another --out")
-    command = "python train/vaegan.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python train/vaegan.py " + shlex.join(argv if argv is not None else sys.argv[1:])
 
     # Phase 1: the VAE, with a card that names the GAN it seeds.
-    vae_metrics = load_script("vae").main(vae_argv(args, out / "vae"), card_extra={
-        "repo_id": args.vae_repo_id if args.push else None,
-        "warm_start_gan": link(args.repo_id, gan_folder, vae_folder),
-        "command": command,
-    })
+    vae_card = {"warm_start_gan": link(args.repo_id, gan_folder, vae_folder), "command": command}
+    if args.push:  # the usage snippet names the Hub repository (train/vae.py itself does not push here)
+        vae_card["repo_id"] = args.vae_repo_id
+    vae_metrics = load_script("vae").main(vae_argv(args, out / "vae"), card_extra=vae_card)
     vae = GenVAE.from_pretrained(vae_folder).to(device)
 
     # Phase 2: the GAN from the decoder, trained by the one GAN trainer.
