@@ -158,7 +158,7 @@ def main(argv=None) -> dict:
         pretrained_vae=link(args.vae_repo_id, vae_folder, gan_folder),
         pretraining=f"{vae_metrics['best_epoch']} of {args.vae_epochs} epochs kept (best validation ELBO), "
                     f"-ELBO {vae_metrics['validation_neg_elbo']:.1f} nats, KL weight {args.kl_weight:g}, "
-                    f"{vae_metrics['train_minutes']:.1f} min",
+                    f"{vae_metrics['train_minutes']:.1f} min wall time",
     )
     model = trainer.sampling_model()
     if not args.no_eval:
