@@ -2,15 +2,18 @@
 
     python benchmarks/quality.py --budget 300          # CPU seconds of training per recipe
     python benchmarks/quality.py --budget 60 --samples 2000 --threads 1    # a quick run
+    python benchmarks/quality.py --threads 1 --jobs 3     # three recipes at once, one thread each
 
 Every recipe trains on the same real data for the same budget, in one run, one after
 another, then is evaluated with genhub.evaluation against MNIST test (FD, KID, precision,
 recall, class coverage and entropy, SWD) and, for the VAEs, the IWAE NLL on binarized-MNIST
 validation. Results go to docs/quality.md and docs/quality.json.
 
-The budget is counted in CPU seconds of this process (time.process_time), not wall-clock
-time, so that other jobs on a shared machine do not shorten one recipe more than another;
-on a GPU it is wall-clock time (after synchronizing).
+The budget is counted in CPU seconds of the process that trains the recipe
+(time.process_time), not wall-clock time, so that other jobs on a shared machine do not
+shorten one recipe more than another, and recipes may train side by side in separate
+processes (--jobs) without sharing a budget; on a GPU it is wall-clock time (after
+synchronizing), and recipes run one after another.
 
 The pairs:
   GAN (BCE)   genhub: GenDCGAN, train/gan.py defaults (objective dcgan, conv width 64, EMA, GANTrainer)
@@ -32,6 +35,7 @@ import argparse
 import json
 import math
 import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -306,6 +310,38 @@ RECIPES = [
 COLUMNS = ["fd", "kid", "precision", "recall", "class_coverage", "class_entropy_bits", "swd", "nll"]
 
 
+def evaluation_data(args, device) -> dict:
+    """What every recipe is evaluated against: MNIST test (reference), binarized-MNIST validation
+    (NLL) and the evaluator CNN."""
+    return {
+        "reference": (load_images("mnist", split="test").images[: args.samples].float() / 255).to(device),
+        "nll_images": load_images("binarized-mnist", split="validation").images[: args.nll_images].float() / 255,
+        "classifier": load_evaluator("mnist", device=device),
+    }
+
+
+def run_recipe(index: int, args) -> dict:
+    """Train recipe RECIPES[index] for the budget and evaluate it: one table row. Runs in a worker
+    process with --jobs > 1, so it loads its own data."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    name, family, pair, train, data_key = RECIPES[index]
+    device = pick_device(args.device)
+    data = load_images("mnist" if data_key == "mnist" else "binarized-mnist", split="train").images.to(device)
+    evaluation = evaluation_data(args, device)
+    seed_everything(args.seed)
+    budget = Budget(args.budget, device)
+    model, train_info = train(data, budget, args.seed)
+    train_info.update({"train seconds": round(budget.used(), 1), "wall seconds": round(time.perf_counter() - budget.wall_start, 1)})
+    model.eval()
+    samples = generate(model, len(evaluation["reference"]), seed=args.seed)
+    values, _ = evaluate_images(samples, evaluation["reference"], classifier=evaluation["classifier"], seed=args.seed)
+    if hasattr(model, "iwae_bound"):
+        values["nll"] = iwae_nll(model, evaluation["nll_images"], k=args.nll_k, seed=args.seed)["nll"]
+    print(f"{name}: {train_info} {values}", flush=True)
+    return {"recipe": name, "family": family, "pair": pair, "metrics": values, "train": train_info}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", type=float, default=300, help="training seconds per recipe (CPU seconds on CPU)")
@@ -316,49 +352,42 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="recipes trained at once, in separate processes (CPU: each still gets --budget seconds of its own CPU time)")
     parser.add_argument("--out", default="docs")
     args = parser.parse_args(argv)
+    if args.budget <= 0 or args.samples < 2 or args.nll_k < 1 or args.nll_images < 1 or args.jobs < 1:
+        parser.error("--budget must be positive, --samples at least 2, --nll-k, --nll-images and --jobs at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    data = {
-        "mnist": load_images("mnist", split="train").images.to(device),
-        "binarized": load_images("binarized-mnist", split="train").images.to(device),
-    }
-    reference = (load_images("mnist", split="test").images[: args.samples].float() / 255).to(device)
-    binarized_validation = load_images("binarized-mnist", split="validation").images[: args.nll_images].float() / 255
-    classifier = load_evaluator("mnist", device=device)
-
-    rows = []
-    real_metrics, _ = evaluate_images(
-        (load_images("mnist", split="train").images[-args.samples:].float() / 255).to(device), reference, classifier=classifier, seed=args.seed
-    )
-    rows.append({"recipe": "real MNIST train images (the floor)", "family": "reference", "pair": "real", "metrics": real_metrics, "train": {}})
-    print(f"floor: {real_metrics}", flush=True)
+    if args.jobs > 1 and device.type == "cuda":
+        parser.error("--jobs > 1 is for CPUs: on a GPU the budget is wall-clock time, which parallel jobs would share")
     families = set(args.only.split(",")) if args.only else None
-    for name, family, pair, train, data_key in RECIPES:
-        if families and family not in families:
-            continue
-        seed_everything(args.seed)
-        budget = Budget(args.budget, device)
-        model, train_info = train(data[data_key], budget, args.seed)
-        train_info.update({"train seconds": round(budget.used(), 1), "wall seconds": round(time.perf_counter() - budget.wall_start, 1)})
-        model.eval()
-        samples = generate(model, len(reference), seed=args.seed)
-        values, _ = evaluate_images(samples, reference, classifier=classifier, seed=args.seed)
-        if hasattr(model, "iwae_bound"):
-            values["nll"] = iwae_nll(model, binarized_validation, k=args.nll_k, seed=args.seed)["nll"]
-        rows.append({"recipe": name, "family": family, "pair": pair, "metrics": values, "train": train_info})
-        print(f"{name}: {train_info} {values}", flush=True)
+    selected = [index for index, recipe in enumerate(RECIPES) if not families or recipe[1] in families]
+
+    evaluation = evaluation_data(args, device)
+    real = (load_images("mnist", split="train").images[-args.samples:].float() / 255).to(device)
+    real_metrics, _ = evaluate_images(real, evaluation["reference"], classifier=evaluation["classifier"], seed=args.seed)
+    rows = [{"recipe": "real MNIST train images (the floor)", "family": "reference", "pair": "real", "metrics": real_metrics, "train": {}}]
+    print(f"floor: {real_metrics}", flush=True)
+    if args.jobs > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+            rows += pool.starmap(run_recipe, [(index, args) for index in selected])
+    else:
+        rows += [run_recipe(index, args) for index in selected]
 
     load = os.getloadavg()
     context = {
-        "machine": environment_summary(device),
+        "machine": f"{environment_summary(device)}, {platform.machine()}, torch {torch.__version__}",
         "load average at the end (1/5/15 min)": [round(x, 2) for x in load],
         "budget per recipe (s)": args.budget,
-        "budget clock": "CPU time of this process" if device.type == "cpu" else "wall-clock (CUDA synchronized)",
-        "samples": len(reference),
-        "NLL": f"IWAE k={args.nll_k} on the first {len(binarized_validation)} binarized-MNIST validation images",
+        "budget clock": "CPU time of the process training the recipe" if device.type == "cpu" else "wall-clock (CUDA synchronized)",
+        "samples": len(evaluation["reference"]),
+        "NLL": f"IWAE k={args.nll_k} on the first {len(evaluation['nll_images'])} binarized-MNIST validation images",
+        "recipes trained at once (processes)": args.jobs,
         "seed": args.seed,
     }
     out = Path(args.out)
