@@ -277,7 +277,7 @@ def mnist_report(out: Path) -> None:
             axis.imshow(Image.open(grids / f"{result['objective']}.png"), cmap="gray")
         axis.set_title(f"{result['objective']} ({result.get('verdict', 'diverged')})", fontsize=8)
     figure.tight_layout()
-    figure.savefig(out / "mnist.png", dpi=80)
+    figure.savefig(out / "mnist.png", dpi=64)
     plt.close(figure)
 
     total_cpu = sum(r["train_cpu_seconds"] + r.get("eval_cpu_seconds", 0) for r in results)
