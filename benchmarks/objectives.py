@@ -126,6 +126,15 @@ def run(name: str, args) -> tuple[dict, torch.Tensor]:
     return result, points
 
 
+def panel_grid(panels: int, panel_size: tuple[float, float], columns: int = 5):
+    """A figure of `panels` axes, `columns` per row, all hidden until a panel draws on one."""
+    rows = math.ceil(panels / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(panel_size[0] * columns, panel_size[1] * rows), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    return figure, list(axes.flat)
+
+
 def ring_benchmark(names: list[str], args, out: Path) -> None:
     load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     floor = float(ot.emd2(ot.unif(1000), ot.unif(1000), ot.dist(ring(1000, torch.Generator().manual_seed(5)).double().numpy(), ring(1000, torch.Generator().manual_seed(999)).double().numpy(), metric="euclidean")))
@@ -135,12 +144,8 @@ def ring_benchmark(names: list[str], args, out: Path) -> None:
         results.append(result)
         samples[name] = points
         print(json.dumps(result), flush=True)
-    columns = 5
-    rows = math.ceil(len(names) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3 * rows), squeeze=False)
-    for axis in axes.flat:
-        axis.axis("off")
-    for axis, result in zip(axes.flat, results):
+    figure, axes = panel_grid(len(results), (3, 3))
+    for axis, result in zip(axes, results):
         axis.axis("on")
         points = samples[result["objective"]]
         axis.scatter(CENTRES[:, 0], CENTRES[:, 1], s=30, c="k", marker="x")
@@ -267,12 +272,8 @@ def mnist_report(out: Path) -> None:
     machine = machine_summary(args.threads, f"{min(loads):.1f} to {max(loads):.1f} (1-minute, at each objective's start)")
     (out / "mnist.json").write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
 
-    columns = 5
-    rows = math.ceil(len(results) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
-    for axis in axes.flat:
-        axis.axis("off")
-    for axis, result in zip(axes.flat, results):
+    figure, axes = panel_grid(len(results), (2.6, 2.8))
+    for axis, result in zip(axes, results):
         if "diverged" not in result:
             axis.imshow(Image.open(grids / f"{result['objective']}.png"), cmap="gray")
         axis.set_title(f"{result['objective']} ({result.get('verdict', 'diverged')})", fontsize=8)
