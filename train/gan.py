@@ -18,6 +18,7 @@ with its config and card, goes to --out/model (and the Hub with --push).
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -150,7 +151,7 @@ def main(argv=None) -> GANTrainer:
     print(f"{len(data)} images {data.image_shape} from {args.dataset}; objective {trainer.objective.name}, "
           f"{trainer.model.num_parameters():,} generator / {sum(p.numel() for p in trainer.critic.parameters()):,} critic parameters, "
           f"n_critic {trainer.n_critic}, on {environment_summary(device)}", flush=True)
-    trainer.commands.append("python train/gan.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+    trainer.commands.append(shlex.join(["python", "train/gan.py", *(argv if argv is not None else sys.argv[1:])]))
     try:
         trainer.fit(data.images, epochs=args.epochs)
     except TrainingDiverged as error:
