@@ -204,16 +204,27 @@ def batches(data: torch.Tensor, batch_size: int, generator: torch.Generator):
             yield data[order[start : start + batch_size].to(data.device)]
 
 
+def budgeted_batches(data: torch.Tensor, batch_size: int, budget: Budget, seed: int, check_every: int = 5):
+    """Shuffled batches until the budget is spent, checked every `check_every` batches (reading
+    the clock, and on CUDA synchronizing, at every step would cost more than the step)."""
+    for count, batch in enumerate(batches(data, batch_size, torch.Generator().manual_seed(seed)), start=1):
+        yield batch
+        if count % check_every == 0 and not budget.left():
+            return
+
+
+def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 def train_genhub_gan(cls, objective: str, data, budget: Budget, seed: int):
     model = cls(image_shape=(1, 28, 28), latent_dim=100, architecture="dcgan", width=64, objective=objective)
     critic = Critic((1, 28, 28), architecture="dcgan", width=64, norm=get_objective(objective).critic_norm)
     trainer = GANTrainer(model, critic, objective, settings=TrainSettings(batch_size=64, seed=seed, progress=False), device=budget.device)
-    steps = 0
-    for real in batches(data, 64, torch.Generator().manual_seed(seed)):
+    for real in budgeted_batches(data, 64, budget, seed):
         trainer.step(real.float().div(127.5).sub(1))
-        steps += 1
-        if steps % 5 == 0 and not budget.left():
-            break
     return trainer.sampling_model(), {"critic steps": trainer.critic_steps, "generator steps": trainer.generator_steps}
 
 
@@ -222,21 +233,13 @@ def train_lab_dcgan(data, budget: Budget, seed: int):
     opt_g = torch.optim.Adam(generator.parameters(), 2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), 2e-4, betas=(0.5, 0.999))
     steps = 0
-    for real in batches(data, 64, torch.Generator().manual_seed(seed)):
+    for real in budgeted_batches(data, 64, budget, seed):
         real = real.float().div(255)
         fake = generator(torch.randn(len(real), 100, device=budget.device))
         ones, zeros = torch.ones(len(real), device=budget.device), torch.zeros(len(real), device=budget.device)
-        loss_d = F.binary_cross_entropy(discriminator(real), ones) + F.binary_cross_entropy(discriminator(fake.detach()), zeros)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        loss_g = F.binary_cross_entropy(discriminator(fake), ones)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
+        gradient_step(opt_d, F.binary_cross_entropy(discriminator(real), ones) + F.binary_cross_entropy(discriminator(fake.detach()), zeros))
+        gradient_step(opt_g, F.binary_cross_entropy(discriminator(fake), ones))
         steps += 1
-        if steps % 5 == 0 and not budget.left():
-            break
     return Sampler(generator, 100), {"critic steps": steps, "generator steps": steps}
 
 
@@ -245,24 +248,16 @@ def train_classic_wgan(data, budget: Budget, seed: int):
     critic = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.LeakyReLU(0.2), nn.Linear(64, 128), nn.LeakyReLU(0.2), nn.Linear(128, 1)).to(budget.device)
     opt_g, opt_c = torch.optim.RMSprop(generator.parameters(), 5e-5), torch.optim.RMSprop(critic.parameters(), 5e-5)
     critic_steps = generator_steps = 0
-    for real in batches(data, 64, torch.Generator().manual_seed(seed)):
+    for real in budgeted_batches(data, 64, budget, seed):  # the budget is checked after each generator step
         real = real.float().div(127.5).sub(1)
         fake = generator(torch.randn(len(real), 100, device=budget.device))
-        loss_c = critic(fake.detach()).mean() - critic(real).mean()
-        opt_c.zero_grad(set_to_none=True)
-        loss_c.backward()
-        opt_c.step()
+        gradient_step(opt_c, critic(fake.detach()).mean() - critic(real).mean())
         for parameter in critic.parameters():
             parameter.data.clamp_(-0.01, 0.01)
         critic_steps += 1
         if critic_steps % 5 == 0:
-            loss_g = -critic(generator(torch.randn(len(real), 100, device=budget.device))).mean()
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
+            gradient_step(opt_g, -critic(generator(torch.randn(len(real), 100, device=budget.device))).mean())
             generator_steps += 1
-            if not budget.left():
-                break
     return Sampler(generator, 100, lambda x: (x + 1) / 2), {"critic steps": critic_steps, "generator steps": generator_steps}
 
 
@@ -270,16 +265,11 @@ def train_genhub_vae(data, budget: Budget, seed: int):
     model = GenVAE(image_shape=(1, 28, 28), latent_dim=32, architecture="conv", conv_width=32, likelihood="bernoulli", prior="mog").to(budget.device)  # train/vae.py defaults
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     steps = 0
-    for real in batches(data, 100, torch.Generator().manual_seed(seed)):
+    for real in budgeted_batches(data, 100, budget, seed):
         for group in optimizer.param_groups:
             group["lr"] = 1e-3 * 0.5 * (1 + math.cos(math.pi * budget.fraction()))  # train/vae.py: cosine over the budget
-        loss = -model.elbo(real.float().div(255)).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        gradient_step(optimizer, -model.elbo(real.float().div(255)).mean())
         steps += 1
-        if steps % 5 == 0 and not budget.left():
-            break
     return model, {"steps": steps}
 
 
@@ -287,14 +277,9 @@ def train_classic_vae(data, budget: Budget, seed: int):
     model = ClassicVAE().to(budget.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     steps = 0
-    for real in batches(data, 128, torch.Generator().manual_seed(seed)):
-        loss = model.loss(real.float().div(255))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    for real in budgeted_batches(data, 128, budget, seed):
+        gradient_step(optimizer, model.loss(real.float().div(255)))
         steps += 1
-        if steps % 5 == 0 and not budget.left():
-            break
     return model, {"steps": steps}
 
 
