@@ -135,9 +135,12 @@ def load_images(
 
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache.with_suffix(".tmp")
+        # A name of its own per process: processes that load the same data at once (benchmark
+        # workers) each write their own file, and replace() is atomic, so a crashed or
+        # concurrent save never leaves a half-written cache.
+        temporary = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp")
         torch.save({"images": images, "labels": labels}, temporary)
-        temporary.replace(cache)  # atomic: a crashed save never leaves a half-written cache
+        temporary.replace(cache)
     return ImageData(images, labels, str(source), split)
 
 

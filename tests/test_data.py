@@ -46,6 +46,29 @@ def test_cache_returns_the_same_tensor(data_dir, tmp_path):
     assert torch.equal(first.images, second.images)
 
 
+def test_two_processes_filling_the_same_cache_at_once_both_succeed(data_dir, tmp_path, monkeypatch):
+    # Benchmark workers load the same data at once. Replay the race in one process: while this
+    # load writes its temporary file, "another process" (another pid) saves and publishes the
+    # same cache entry; each must have used a temporary file of its own.
+    import genhub.data
+
+    real_save, real_getpid = torch.save, genhub.data.os.getpid
+    other_process_done = []
+
+    def save_then_let_the_other_process_finish(obj, path):
+        real_save(obj, path)
+        if not other_process_done:
+            other_process_done.append(True)
+            monkeypatch.setattr(genhub.data.os, "getpid", lambda: real_getpid() + 1)
+            load_images(data_dir / "svhn_sample", limit=20, cache_dir=tmp_path)
+            monkeypatch.setattr(genhub.data.os, "getpid", real_getpid)
+
+    monkeypatch.setattr(genhub.data.torch, "save", save_then_let_the_other_process_finish)
+    data = load_images(data_dir / "svhn_sample", limit=20, cache_dir=tmp_path)
+    assert other_process_done and data.images.shape[0] == 20
+    assert [path.suffix for path in (tmp_path / "images").iterdir()] == [".pt"]  # no temporary file left behind
+
+
 def test_prepare_image_center_crops_before_resizing():
     array = np.zeros((10, 30), dtype=np.uint8)
     array[:, 10:20] = 255  # a white square in the middle of a wide image
