@@ -19,7 +19,8 @@ is not counted. The VAE pre-training cost is measured the same way and reported 
 The arms run in worker processes side by side; the cold ones start while the main process
 pre-trains the VAE. Optional arms: a cold start of the usual batch-norm DCGAN generator
 (--batch-norm-baseline) and warm starts with remedies (--warm-variant: a critic warm-up with
-the generator held still, a smaller generator learning rate). Outputs: curves.png, samples.png, results.json and README-ready tables in --out.
+the generator held still, a smaller generator learning rate, early generator layers slowed or
+frozen). Outputs: curves.png, samples.png, results.json and README-ready tables in --out.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from genhub.gan import build_critic, gan_class  # noqa: E402
 from genhub.metrics import laplacian_variance, sliced_wasserstein  # noqa: E402
 from genhub.objectives import OBJECTIVES, get_objective  # noqa: E402
 from genhub.trainer import GANTrainer, TrainSettings  # noqa: E402
-from genhub.warm_start import gan_from_vae  # noqa: E402
+from genhub.warm_start import gan_from_vae, slow_early_layers  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -69,7 +70,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-norm-baseline", action="store_true",
                         help="also train a cold start of genhub's usual DCGAN generator (with batch norm), as a reference")
     parser.add_argument("--warm-variant", type=parse_variant, action="append", default=[],
-                        help="an extra warm arm with remedies, e.g. critic_warmup=100,generator_lr_scale=0.5 (repeatable)")
+                        help="an extra warm arm with remedies, e.g. critic_warmup=100,generator_lr_scale=0.5 or "
+                             "early_layers=2,early_lr_scale=0 (repeatable)")
     return parser.parse_args(argv)
 
 
@@ -121,14 +123,22 @@ def decode_all(model, latents: torch.Tensor) -> torch.Tensor:
     return torch.cat([model.decode(z) for z in latents.split(128)]).clamp(0, 1)
 
 
+VARIANT_KEYS = {"critic_warmup": int, "generator_lr_scale": float, "early_layers": int, "early_lr_scale": float}
+
+
 def parse_variant(text: str) -> dict:
     """"critic_warmup=100,generator_lr_scale=0.5" -> {"critic_warmup": 100, "generator_lr_scale": 0.5}."""
     variant = {}
     for item in text.split(","):
         key, _, value = item.partition("=")
-        if key not in ("critic_warmup", "generator_lr_scale") or not value:
-            raise argparse.ArgumentTypeError(f"{item!r}: expected critic_warmup=STEPS and/or generator_lr_scale=FACTOR")
-        variant[key] = int(value) if key == "critic_warmup" else float(value)
+        if key not in VARIANT_KEYS or not value:
+            raise argparse.ArgumentTypeError(f"{item!r}: expected KEY=VALUE with KEY one of {', '.join(VARIANT_KEYS)}")
+        try:
+            variant[key] = VARIANT_KEYS[key](value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r}: {key} takes a number ({VARIANT_KEYS[key].__name__})") from None
+    if ("early_layers" in variant) != ("early_lr_scale" in variant):
+        raise argparse.ArgumentTypeError(f"{text!r}: early_layers and early_lr_scale go together")
     return variant
 
 
@@ -138,21 +148,28 @@ def variant_name(variant: dict) -> str:
         parts.append(f"critic warm-up {variant['critic_warmup']} steps")
     if variant.get("generator_lr_scale", 1.0) != 1.0:
         parts.append(f"generator lr x{variant['generator_lr_scale']:g}")
+    if variant.get("early_layers"):
+        how = "frozen" if variant["early_lr_scale"] == 0 else f"lr x{variant['early_lr_scale']:g}"
+        parts.append(f"first {variant['early_layers']} generator layers {how}")
     return "warm" + (f", {', '.join(parts)}" if parts else "")
 
 
-def train_arm(name: str, model, args, train: torch.Tensor, real: torch.Tensor, critic_warmup: int = 0, generator_lr_scale: float = 1.0) -> dict:
+def train_arm(name: str, model, args, train: torch.Tensor, real: torch.Tensor, critic_warmup: int = 0, generator_lr_scale: float = 1.0,
+              early_layers: int = 0, early_lr_scale: float = 1.0) -> dict:
     """Train `model` for --gan-minutes of CPU time with the one GAN trainer, scoring the EMA
     generator's SWD every --eval-every CPU seconds. Returns the timeline and final samples.
 
     critic_warmup: generator steps with the generator's learning rate at 0, so a warm-started
     generator is not pushed around by a critic that has not learned anything yet;
-    generator_lr_scale: the generator's learning rate relative to the objective's."""
+    generator_lr_scale: the generator's learning rate relative to the objective's;
+    early_layers, early_lr_scale: the generator's first layers (projection, then transposed
+    convs) train at this fraction of its learning rate, 0 freezing them."""
     real, latents = real.float() / 255, fixed_latents(args, len(real))
     torch.manual_seed(args.seed)  # the critic's initial weights, the same in every arm
     objective = get_objective(args.objective)
     critic = build_critic(objective, tuple(train.shape[1:]), width=args.width)
     trainer = GANTrainer(model, critic, objective, out=None, settings=TrainSettings(batch_size=args.batch_size, seed=args.seed, progress=False))
+    slow_early_layers(trainer.optimizer_g, model, early_layers, early_lr_scale)
     base_lrs = [group["lr"] for group in trainer.optimizer_g.param_groups]
     # Every trainer call is one "epoch" over a fresh chunk of batches drawn from the same
     # seeded stream in every arm, so the arms see the same data in the same order.

@@ -64,3 +64,32 @@ def gan_from_vae(vae: GenVAE, objective: str = "dcgan") -> GenGAN:
     generator = gan_class(objective)(image_shape=tuple(vae.image_shape), latent_dim=vae.latent_dim, architecture="dcgan",
                                      width=decoder_width(vae), batch_norm=False, objective=objective)
     return load_vae_decoder(generator.to(vae.device), vae)
+
+
+def early_layers(generator: GenGAN, count: int) -> list[torch.nn.Module]:
+    """The generator's first `count` layers, coarse to fine: the projection of z to the smallest
+    feature map, then the transposed convs. They set the layout (pose, face shape, colours) that
+    the VAE decoder already learned; the later ones draw the fine detail the VAE blurred."""
+    decoder = _conv_decoder(generator, "generator")
+    layers = [decoder.project, *(layer for layer in decoder.blocks if isinstance(layer, torch.nn.ConvTranspose2d))]
+    if not 0 <= count <= len(layers):
+        raise ValueError(f"the generator has {len(layers)} layers (projection + transposed convs); got early layer count {count}")
+    return layers[:count]
+
+
+def slow_early_layers(optimizer: torch.optim.Optimizer, generator: GenGAN, count: int, lr_scale: float) -> torch.optim.Optimizer:
+    """Split the generator optimizer's parameters in two groups (in place): the first `count`
+    layers train at `lr_scale` times the learning rate (0 freezes them), the rest unchanged.
+    Call it on a fresh optimizer, before the first step."""
+    if lr_scale < 0:
+        raise ValueError(f"the early layers' learning-rate scale must be >= 0, got {lr_scale}")
+    if len(optimizer.param_groups) != 1 or optimizer.state:
+        raise ValueError("slow_early_layers needs a fresh optimizer with one parameter group")
+    if count == 0 or lr_scale == 1:
+        return optimizer
+    early = {id(p) for layer in early_layers(generator, count) for p in layer.parameters()}
+    group = optimizer.param_groups.pop()
+    params = group.pop("params")
+    optimizer.add_param_group({**group, "params": [p for p in params if id(p) in early], "lr": group["lr"] * lr_scale})
+    optimizer.add_param_group({**group, "params": [p for p in params if id(p) not in early]})
+    return optimizer

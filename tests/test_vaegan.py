@@ -9,7 +9,7 @@ import torch
 
 from genhub import GenDCGAN, GenGAN, GenVAE, load_model
 from genhub.metrics import _blur, laplacian_variance
-from genhub.warm_start import gan_from_vae, load_vae_decoder
+from genhub.warm_start import early_layers, gan_from_vae, load_vae_decoder, slow_early_layers
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "train" / "vaegan.py"
@@ -76,6 +76,34 @@ def test_a_vae_with_a_learned_prior_or_an_mlp_decoder_is_refused():
         gan_from_vae(trained_looking_vae(prior="mog", num_components=3))
     with pytest.raises(ValueError, match="needs a conv decoder"):
         gan_from_vae(GenVAE(image_shape=(3, 32, 32), latent_dim=8, architecture="mlp", hidden_dims=(16,)))
+
+
+def test_frozen_early_layers_stay_put_while_the_rest_trains():
+    generator = gan_from_vae(trained_looking_vae())
+    optimizer = slow_early_layers(torch.optim.Adam(generator.parameters(), lr=1e-2), generator, count=2, lr_scale=0.0)
+    frozen = [p.clone() for layer in early_layers(generator, 2) for p in layer.parameters()]
+    last = generator.generator[0].blocks[-1].weight.clone()
+    for _ in range(3):
+        optimizer.zero_grad()
+        generator.decode(torch.randn(8, 8)).mean().backward()
+        optimizer.step()
+    assert all(torch.equal(a, b) for a, b in zip(frozen, (p for layer in early_layers(generator, 2) for p in layer.parameters())))
+    assert not torch.equal(last, generator.generator[0].blocks[-1].weight)
+    assert [group["lr"] for group in optimizer.param_groups] == [0.0, 1e-2]
+    assert sum(len(group["params"]) for group in optimizer.param_groups) == len(list(generator.parameters()))
+
+
+def test_early_layer_options_are_checked():
+    generator = gan_from_vae(trained_looking_vae())
+    layers = early_layers(generator, 4)  # 32x32: the projection and three transposed convs
+    assert isinstance(layers[0][0], torch.nn.Linear) and len(layers) == 4
+    with pytest.raises(ValueError, match="has 4 layers"):
+        early_layers(generator, 5)
+    with pytest.raises(ValueError, match=">= 0"):
+        slow_early_layers(torch.optim.Adam(generator.parameters()), generator, 1, -0.5)
+    optimizer = slow_early_layers(torch.optim.Adam(generator.parameters()), generator, 1, 0.5)
+    with pytest.raises(ValueError, match="fresh optimizer"):
+        slow_early_layers(optimizer, generator, 1, 0.5)
 
 
 def test_generators_saved_before_the_batch_norm_option_still_load():
