@@ -393,22 +393,29 @@ def _cell(key, value) -> str:
     return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
 
 
+CEILINGS = {"class_coverage": 10}  # the best value a metric can take: a tie there is not a loss
+
+
 def verdict(rows: list[dict]) -> list[str]:
-    """For each pair, the metrics on which genhub's recipe does not beat the classic one."""
+    """For each pair, the metrics on which genhub's recipe does not beat the classic one (a tie
+    at a metric's ceiling, e.g. both drawing all ten digits, is reported as a tie)."""
     lines = []
     for family in ("gan-bce", "gan-wasserstein", "vae"):
         pair = {row["pair"]: row["metrics"] for row in rows if row["family"] == family}
         if set(pair) != {"genhub", "classic"}:
             continue
-        lost = []
+        lost, tied = [], []
         for key in COLUMNS:
             if key not in pair["genhub"] or key not in pair["classic"]:
                 continue
             higher_better = METRICS[key][2]
             ours, theirs = pair["genhub"][key], pair["classic"][key]
-            if not (ours > theirs if higher_better else ours < theirs):
+            if ours == theirs == CEILINGS.get(key):
+                tied.append(f"{key} (both {_cell(key, ours)}, the maximum)")
+            elif not (ours > theirs if higher_better else ours < theirs):
                 lost.append(f"{key} ({_cell(key, ours)} vs {_cell(key, theirs)})")
-        lines.append(f"- **{family}**: " + ("genhub's recipe is better on every metric." if not lost else "genhub's recipe is better except on " + ", ".join(lost) + "."))
+        line = f"- **{family}**: " + ("genhub's recipe is better on every metric" if not lost else "genhub's recipe is better except on " + ", ".join(lost))
+        lines.append(line + (f"; tied at the ceiling on {', '.join(tied)}." if tied else "."))
     return lines
 
 

@@ -212,11 +212,23 @@ def run_warm(args, vae_folder: Path, variant: dict) -> dict:
     return train_arm(variant_name(variant), gan_from_vae(GenVAE.from_pretrained(vae_folder), args.objective), args, train, real, **variant)
 
 
+def smoothed(timeline: list[dict], window: int = 3) -> list[dict]:
+    """The timeline with each SWD replaced by the mean of it and the previous window - 1 ones:
+    SWD on 256 images moves by about +-5 between evaluations, so one lucky evaluation can
+    decide a raw crossing; both arms get the same filter."""
+    swds = [point["swd"] for point in timeline]
+    return [{**point, "swd": sum(swds[max(0, i - window + 1) : i + 1]) / len(swds[max(0, i - window + 1) : i + 1])} for i, point in enumerate(timeline)]
+
+
 def first_time_at_or_below(timeline: list[dict], target: float) -> float | None:
     for point in timeline:
         if point["swd"] <= target:
             return point["cpu_seconds"]
     return None
+
+
+def in_minutes(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds / 60:.2f}"
 
 
 def sharpness(images: torch.Tensor) -> dict:
@@ -289,6 +301,8 @@ def write_report(args, out: Path, arms: dict[str, dict], vae: dict, real: torch.
     sharp = {"real (held out)": sharpness(real), "VAE samples (mean images)": sharpness(vae["samples"])}
     sharp.update({f"GAN: {arm['name']}": sharpness(arm["samples"]) for arm in arms.values()})
     reach = {arm["name"]: first_time_at_or_below(arm["timeline"], target) for arm in arms.values()}
+    smooth_target = smoothed(cold["timeline"])[-1]["swd"]
+    smooth_reach = {arm["name"]: first_time_at_or_below(smoothed(arm["timeline"]), smooth_target) for arm in arms.values()}
     results = {
         "config": {k: v for k, v in vars(args).items() if k != "warm_variant"} | {"warm_variants": [variant_name(v) for v in args.warm_variant]},
         "machine": machine_summary(),
@@ -303,6 +317,8 @@ def write_report(args, out: Path, arms: dict[str, dict], vae: dict, real: torch.
         "ratio_gan_time": crossing / budget if crossing is not None else None,
         "ratio_including_vae": (crossing + vae["seconds"]) / budget if crossing is not None else None,
         "bar_met": crossing is not None and crossing <= budget / 2,
+        "smoothed_3_evals": {"cold_final_swd": smooth_target, "reaches_cold_final_at_cpu_seconds": smooth_reach,
+                             "ratio_gan_time": smooth_reach["warm"] / budget if smooth_reach["warm"] is not None else None},
         "reaches_cold_final_at_cpu_seconds": reach,
         "final_swd": {arm["name"]: arm["timeline"][-1]["swd"] for arm in arms.values()},
         "sharpness_laplacian_variance": sharp,
@@ -318,8 +334,8 @@ def write_report(args, out: Path, arms: dict[str, dict], vae: dict, real: torch.
     lines = ["| eval | " + " | ".join(f"{arm['name']}: CPU min / steps / SWD" for arm in ordered) + " |", "|---|" + "---|" * len(ordered)]
     for index, points in enumerate(zip(*(arm["timeline"] for arm in ordered))):
         lines.append(f"| {index} | " + " | ".join(f"{p['cpu_seconds'] / 60:.2f} / {p['generator_steps']} / {p['swd']:.1f}" for p in points) + " |")
-    lines += ["", "| arm | final SWD | reaches the cold final SWD at (CPU min) |", "|---|---|---|"]
-    lines += [f"| {name} | {results['final_swd'][name]:.1f} | {'-' if reach[name] is None else f'{reach[name] / 60:.2f}'} |" for name in reach]
+    lines += ["", "| arm | final SWD | reaches the cold final SWD at (CPU min) | the same on 3-evaluation running means |", "|---|---|---|---|"]
+    lines += [f"| {name} | {results['final_swd'][name]:.1f} | {in_minutes(reach[name])} | {in_minutes(smooth_reach[name])} |" for name in reach]
     lines += ["", "| images | Laplacian variance: mean | std | median |", "|---|---|---|---|"]
     lines += [f"| {name} | {v['mean']:.0f} | {v['std']:.0f} | {v['median']:.0f} |" for name, v in sharp.items()]
     (out / "tables.md").write_text("\n".join(lines) + "\n")
@@ -353,6 +369,9 @@ def main(argv=None) -> dict:
           + (f"{crossing / 60:.2f} CPU min (ratio {results['ratio_gan_time']:.2f}, {results['ratio_including_vae']:.2f} with the VAE)"
              if crossing is not None else "never within the budget")
           + f"; bar (<= 0.5) {'met' if results['bar_met'] else 'missed'}")
+    smooth = results["smoothed_3_evals"]
+    print(f"on 3-evaluation running means: cold final {smooth['cold_final_swd']:.1f}, warm ratio "
+          + (f"{smooth['ratio_gan_time']:.2f}" if smooth["ratio_gan_time"] is not None else "never"))
     return results
 
 
