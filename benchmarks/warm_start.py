@@ -168,7 +168,8 @@ def train_arm(name: str, model, args, train: torch.Tensor, real: torch.Tensor, c
     torch.manual_seed(args.seed)  # the critic's initial weights, the same in every arm
     objective = get_objective(args.objective)
     critic = build_critic(objective, tuple(train.shape[1:]), width=args.width)
-    trainer = GANTrainer(model, critic, objective, out=None, settings=TrainSettings(batch_size=args.batch_size, seed=args.seed, progress=False))
+    settings = TrainSettings(batch_size=args.batch_size, seed=args.seed, progress=False, generator_lr_scale=generator_lr_scale)
+    trainer = GANTrainer(model, critic, objective, out=None, settings=settings)
     slow_early_layers(trainer.optimizer_g, model, early_layers, early_lr_scale)
     base_lrs = [group["lr"] for group in trainer.optimizer_g.param_groups]
     # Every trainer call is one "epoch" over a fresh chunk of batches drawn from the same
@@ -186,9 +187,8 @@ def train_arm(name: str, model, args, train: torch.Tensor, real: torch.Tensor, c
             next_eval += args.eval_every
             if seconds >= budget:
                 break
-        scale = 0.0 if trainer.generator_steps < critic_warmup else generator_lr_scale
         for group, lr in zip(trainer.optimizer_g.param_groups, base_lrs):
-            group["lr"] = lr * scale
+            group["lr"] = 0.0 if trainer.generator_steps < critic_warmup else lr
         indices = torch.randint(len(train), (chunk,), generator=batches)
         started = time.process_time()
         trainer.fit(train[indices], epochs=trainer.epoch + 1)

@@ -49,6 +49,7 @@ class TrainSettings:
     batch_size: int = 64
     n_critic: int | None = None  # None: the objective's default
     lr: float | None = None  # None: the objective's default, for both networks
+    generator_lr_scale: float = 1.0  # the generator's learning rate relative to the critic's
     ema_decay: float = 0.999
     seed: int = 0
     grid_size: int = 64  # fixed-noise samples drawn each epoch
@@ -71,8 +72,11 @@ class GANTrainer:
         self.model = model.to(self.device).train()
         self.critic = critic.to(self.device).train()
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)  # the sampling / Hub copy
-        self.optimizer_g = self.objective.optimizer.build(self.model.parameters(), self.settings.lr)
-        self.optimizer_d = self.objective.optimizer.build(self.critic.parameters(), self.settings.lr)
+        if self.settings.generator_lr_scale <= 0:
+            raise ValueError(f"generator_lr_scale must be positive, got {self.settings.generator_lr_scale}")
+        critic_lr = self.objective.optimizer.lr if self.settings.lr is None else self.settings.lr
+        self.optimizer_g = self.objective.optimizer.build(self.model.parameters(), critic_lr * self.settings.generator_lr_scale)
+        self.optimizer_d = self.objective.optimizer.build(self.critic.parameters(), critic_lr)
         self.out = Path(out) if out is not None else None
         self.epoch = 0
         self.critic_steps = 0

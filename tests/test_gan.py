@@ -156,6 +156,15 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_last_good_checkpoin
     assert read_checkpoint(tmp_path / CHECKPOINT_NAME)["epoch"] == 1
 
 
+def test_generator_learning_rate_scales_against_the_critics():
+    assert [g["lr"] for g in toy_trainer("dcgan").optimizer_g.param_groups] == [2e-4]  # the objective's recipe
+    trainer = toy_trainer("dcgan", lr=1e-3, generator_lr_scale=2.0)
+    assert [g["lr"] for g in trainer.optimizer_g.param_groups] == [2e-3]
+    assert [g["lr"] for g in trainer.optimizer_d.param_groups] == [1e-3]
+    with pytest.raises(ValueError, match="generator_lr_scale must be positive"):
+        toy_trainer("dcgan", generator_lr_scale=0.0)
+
+
 def test_trainer_rejects_wrong_data():
     trainer = toy_trainer()
     with pytest.raises(ValueError, match="uint8"):
