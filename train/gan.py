@@ -99,7 +99,8 @@ def card_context(args, trainer: GANTrainer, num_train: int, device) -> dict:
     spec = DATASETS.get(str(args.dataset).lower())
     settings = trainer.settings
     optimizer = trainer.objective.optimizer
-    lr = settings.lr or optimizer.lr
+    generator_lr, critic_lr = trainer.optimizer_g.defaults["lr"], trainer.optimizer_d.defaults["lr"]
+    lr = f"lr {critic_lr:g}" if generator_lr == critic_lr else f"lr {generator_lr:g} (generator), {critic_lr:g} (critic)"
     last = {k: trainer.history[k][-1] for k in ("critic_loss", "generator_loss", "gradient_penalty") if k in trainer.history}
     return {
         "dataset": spec.description if spec else str(args.dataset),
@@ -119,7 +120,7 @@ def card_context(args, trainer: GANTrainer, num_train: int, device) -> dict:
             "generator steps": trainer.generator_steps,
             "batch size": settings.batch_size,
             "critic steps per generator step": trainer.n_critic,
-            "optimizer": f"{optimizer.name} lr {lr:g}" + (f" betas {tuple(optimizer.betas)}" if optimizer.name == "adam" else ""),
+            "optimizer": f"{optimizer.name} {lr}" + (f" betas {tuple(optimizer.betas)}" if optimizer.name == "adam" else ""),
             "weight clipping": trainer.objective.clip_value or "none",
             "gradient penalty weight": trainer.objective.penalty_weight or "none",
             "EMA decay (sampling weights)": settings.ema_decay,

@@ -76,6 +76,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     gan = parser.add_argument_group("phase 2: GAN from the decoder (the objective's recipe unless overridden)")
     gan.add_argument("--objective", choices=list(OBJECTIVES), default="dcgan")
     gan.add_argument("--lr", type=float, default=None)
+    gan.add_argument("--generator-lr-scale", type=float, default=2.0,
+                     help="the warm-started generator's learning rate over the critic's (2: it reaches the cold start's final SWD "
+                          "sooner in benchmarks/warm_start.py, see docs/warm_start)")
     gan.add_argument("--n-critic", type=int, default=None)
     gan.add_argument("--ema-decay", type=float, default=0.999)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 on a busy shared CPU)")
@@ -90,6 +93,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name in ("epochs", "vae_epochs", "batch_size", "latent_dim", "width"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer")
+    if not args.generator_lr_scale > 0:
+        parser.error("--generator-lr-scale must be positive")
     return args
 
 
@@ -137,8 +142,8 @@ def main(argv=None) -> dict:
     data = load_images(args.dataset, split=args.split, limit=args.limit, image_size=args.image_size, channels=args.channels)
     objective = get_objective(args.objective)
     critic = build_critic(objective, data.image_shape, width=args.width)  # the critic kind the objective declares
-    settings = TrainSettings(batch_size=args.batch_size, n_critic=args.n_critic, lr=args.lr, ema_decay=args.ema_decay, seed=args.seed,
-                             progress=not args.no_progress)
+    settings = TrainSettings(batch_size=args.batch_size, n_critic=args.n_critic, lr=args.lr, generator_lr_scale=args.generator_lr_scale,
+                             ema_decay=args.ema_decay, seed=args.seed, progress=not args.no_progress)
     trainer = GANTrainer(gan_from_vae(vae, args.objective), critic, objective, out=out / "gan", settings=settings, device=device)
     trainer.commands.append(command)
     print(f"GAN from the VAE decoder: {len(data)} images {data.image_shape}, objective {objective.name}, "
