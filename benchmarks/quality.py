@@ -447,8 +447,11 @@ def verdict(rows: list[dict]) -> list[str]:
                 tied.append(f"{key} (both {_cell(key, ours)}, the maximum)")
             elif not (ours > theirs if higher_better else ours < theirs):
                 lost.append(f"{key} ({_cell(key, ours)} vs {_cell(key, theirs)})")
-        line = f"- **{family}**: " + ("genhub's recipe is better on every metric" if not lost else "genhub's recipe is better except on " + ", ".join(lost))
-        lines.append(line + (f"; tied at the ceiling on {', '.join(tied)}." if tied else "."))
+        if lost:
+            line = "genhub's recipe is better except on " + ", ".join(lost)
+        else:
+            line = "genhub's recipe is better on every metric" + (" not tied at its ceiling" if tied else "")
+        lines.append(f"- **{family}**: {line}" + (f"; tied at the ceiling: {', '.join(tied)}." if tied else "."))
     return lines
 
 
