@@ -27,7 +27,7 @@ The pairs:
               its discriminator mirrors the generator (the lab only fixes the generator)
   GAN (WGAN)  genhub: GenWGAN as `train/gan.py --objective wgan-gp --arch mlp --hidden 256 256 256
               --lr 3e-4` (gradient penalty 10, n_critic 5, Adam (0, 0.9), EMA). MLPs because the
-              classic recipe is one and a conv WGAN-GP gets too few steps in a CPU budget (287
+              classic recipe is one and a conv WGAN-GP gets too few steps in a CPU budget (about 300
               generator steps in 240 CPU s); lr 3e-4 rather than the paper's 1e-4 for the same reason
               classic: MLP WGAN with weight clipping: critic 784-64-128-1, generator
               100-64-256-512-784 with BN and tanh, RMSprop 5e-5, clip 0.01, n_critic 5
@@ -351,7 +351,7 @@ def mean_over_seeds(runs: list[dict]) -> list[dict]:
         metrics = {}
         for key in mine[0]["metrics"]:
             values = [run["metrics"][key] for run in mine]
-            metrics[key] = values[0] if len(set(values)) == 1 else sum(values) / len(values)
+            metrics[key] = values[0] if len(set(values)) == 1 else sum(values) / len(values)  # agreeing seeds keep a count an integer
         train = {key: " / ".join(str(run["train"][key]) for run in mine) for key in mine[0]["train"]}
         rows.append({"recipe": name, "family": mine[0]["family"], "pair": mine[0]["pair"], "metrics": metrics, "train": train,
                      "runs": [{"seed": run["seed"], "metrics": run["metrics"], "train": run["train"]} for run in mine]})

@@ -217,7 +217,8 @@ def smoothed(timeline: list[dict], window: int = 3) -> list[dict]:
     SWD on 256 images moves by about +-5 between evaluations, so one lucky evaluation can
     decide a raw crossing; both arms get the same filter."""
     swds = [point["swd"] for point in timeline]
-    return [{**point, "swd": sum(swds[max(0, i - window + 1) : i + 1]) / len(swds[max(0, i - window + 1) : i + 1])} for i, point in enumerate(timeline)]
+    means = [sum(recent) / len(recent) for recent in (swds[max(0, i - window + 1) : i + 1] for i in range(len(swds)))]
+    return [{**point, "swd": mean} for point, mean in zip(timeline, means)]
 
 
 def first_time_at_or_below(timeline: list[dict], target: float) -> float | None:
@@ -225,6 +226,11 @@ def first_time_at_or_below(timeline: list[dict], target: float) -> float | None:
         if point["swd"] <= target:
             return point["cpu_seconds"]
     return None
+
+
+def fraction_of(budget: float, seconds: float | None, extra: float = 0.0) -> float | None:
+    """(seconds + extra) / budget, None where the target was never reached."""
+    return None if seconds is None else (seconds + extra) / budget
 
 
 def in_minutes(seconds: float | None) -> str:
@@ -314,11 +320,11 @@ def write_report(args, out: Path, arms: dict[str, dict], vae: dict, real: torch.
         "cold_final_swd": target,
         "gan_budget_cpu_seconds": budget,
         "warm_reaches_cold_final_at_cpu_seconds": crossing,
-        "ratio_gan_time": crossing / budget if crossing is not None else None,
-        "ratio_including_vae": (crossing + vae["seconds"]) / budget if crossing is not None else None,
+        "ratio_gan_time": fraction_of(budget, crossing),
+        "ratio_including_vae": fraction_of(budget, crossing, vae["seconds"]),
         "bar_met": crossing is not None and crossing <= budget / 2,
         "smoothed_3_evals": {"cold_final_swd": smooth_target, "reaches_cold_final_at_cpu_seconds": smooth_reach,
-                             "ratio_gan_time": smooth_reach["warm"] / budget if smooth_reach["warm"] is not None else None},
+                             "ratio_gan_time": fraction_of(budget, smooth_reach["warm"])},
         "reaches_cold_final_at_cpu_seconds": reach,
         "final_swd": {arm["name"]: arm["timeline"][-1]["swd"] for arm in arms.values()},
         "sharpness_laplacian_variance": sharp,

@@ -63,6 +63,8 @@ class GANTrainer:
         self.objective = get_objective(objective) if isinstance(objective, str) else objective
         if self.settings.batch_size < 1:
             raise ValueError(f"batch size must be positive, got {self.settings.batch_size}")
+        if self.settings.generator_lr_scale <= 0:
+            raise ValueError(f"generator_lr_scale must be positive, got {self.settings.generator_lr_scale}")
         self.n_critic = self.settings.n_critic or self.objective.n_critic
         if self.n_critic < 1:
             raise ValueError(f"n_critic must be positive, got {self.n_critic}")
@@ -72,8 +74,6 @@ class GANTrainer:
         self.model = model.to(self.device).train()
         self.critic = critic.to(self.device).train()
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)  # the sampling / Hub copy
-        if self.settings.generator_lr_scale <= 0:
-            raise ValueError(f"generator_lr_scale must be positive, got {self.settings.generator_lr_scale}")
         critic_lr = self.objective.optimizer.lr if self.settings.lr is None else self.settings.lr
         self.optimizer_g = self.objective.optimizer.build(self.model.parameters(), critic_lr * self.settings.generator_lr_scale)
         self.optimizer_d = self.objective.optimizer.build(self.critic.parameters(), critic_lr)
