@@ -6,7 +6,7 @@
 Models: every folder under weights/ holding a config.json (bundled, loaded with
 `from_pretrained` from the local folder), plus Hub ids from GENHUB_MODELS or the textbox.
 When the Hub cannot be reached the bundled models keep working and a notice says so.
-All the work is done by `genhub.app_logic`; this file only lays out widgets and events.
+All the work is done by `genhub.space.app_logic`; this file only lays out widgets and events.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import os
 import gradio as gr
 import torch
 
-from genhub import app_logic as logic
-from genhub.hub import ModelLoadError
+from genhub.space import app_logic as logic
+from genhub.models.hub import ModelLoadError
 
 log = logging.getLogger("genhub.app")
 

@@ -136,7 +136,7 @@ def main() -> None:
     from gradio_client import Client, handle_file
 
     import app
-    from genhub import app_logic as logic
+    from genhub.space import app_logic as logic
 
     registry = logic.ModelRegistry.from_environment(args.weights, hub_ids="")
     if not registry.models:

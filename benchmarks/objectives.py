@@ -13,7 +13,7 @@ samples of that size (the floor an exact generator would reach). Writes
 docs/objectives/{ring.md, ring.json, ring.png}.
 
 MNIST: the same conv generator and the conv critic each objective declares
-(genhub.gan.build_critic), the same budget of process CPU time each, then the evaluator
+(genhub.models.gan.build_critic), the same budget of process CPU time each, then the evaluator
 metrics of genhub.evaluation.evaluate_images (FD, KID, precision, recall, classes drawn) and a
 fixed-noise sample grid. Writes docs/objectives/{mnist.md, mnist.json, mnist.png, mnist/*.png}.
 
@@ -43,9 +43,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from genhub.nets import mlp  # noqa: E402
+from genhub.models.nets import mlp  # noqa: E402
 from genhub.objectives import OBJECTIVES, get_objective  # noqa: E402
-from genhub.trainer import GANTrainer, TrainSettings  # noqa: E402
+from genhub.training.gan import GANTrainer, TrainSettings  # noqa: E402
 
 RADIUS, STD, MODES = 2.0, 0.05, 8
 CENTRES = torch.tensor([[RADIUS * math.cos(2 * math.pi * k / MODES), RADIUS * math.sin(2 * math.pi * k / MODES)] for k in range(MODES)])
@@ -91,7 +91,7 @@ class PointCritic(nn.Module):
 
 
 def critic_for(objective) -> PointCritic:
-    """The 2-D counterpart of genhub.gan.build_critic: the critic kind the objective declares."""
+    """The 2-D counterpart of genhub.models.gan.build_critic: the critic kind the objective declares."""
     if objective.critic_kind == "autoencoder":
         return PointCritic(2)
     return PointCritic(objective.feature_dim if objective.critic_kind == "features" else 1)
@@ -204,7 +204,7 @@ def run_mnist(name: str, args, train_images: torch.Tensor, reference: torch.Tens
     """Train one objective for `args.cpu_seconds` of process CPU time through GANTrainer.step, then
     evaluate `args.eval_samples` samples of its EMA generator against MNIST test images."""
     from genhub.evaluation import evaluate_images, generate
-    from genhub.gan import GenGAN, build_critic
+    from genhub.models.gan import GenGAN, build_critic
 
     load = os.getloadavg()[0]
     torch.manual_seed(args.seed)  # the same generator initialisation for every objective
@@ -241,7 +241,7 @@ def run_mnist(name: str, args, train_images: torch.Tensor, reference: torch.Tens
 
 def mnist_benchmark(names: list[str], args, out: Path) -> None:
     from genhub import load_images
-    from genhub.classifier import load_evaluator
+    from genhub.models.classifier import load_evaluator
     from genhub.evaluation import reference_images
 
     grids = out / "mnist"

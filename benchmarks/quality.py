@@ -56,13 +56,13 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from genhub import GenVAE, load_images  # noqa: E402
-from genhub.classifier import load_evaluator  # noqa: E402
+from genhub.models.classifier import load_evaluator  # noqa: E402
 from genhub.evaluation import METRICS, evaluate_images, generate  # noqa: E402
-from genhub.gan import Critic, GenDCGAN, GenWGAN  # noqa: E402
-from genhub.metrics import iwae_nll  # noqa: E402
+from genhub.models.gan import Critic, GenDCGAN, GenWGAN  # noqa: E402
+from genhub.evaluation.metrics import iwae_nll  # noqa: E402
 from genhub.objectives import get_objective  # noqa: E402
-from genhub.trainer import GANTrainer, TrainSettings  # noqa: E402
-from genhub.training import environment_summary, pick_device, seed_everything  # noqa: E402
+from genhub.training.gan import GANTrainer, TrainSettings  # noqa: E402
+from genhub.training.cli import environment_summary, pick_device, seed_everything  # noqa: E402
 
 LOG_2PI = math.log(2 * math.pi)
 

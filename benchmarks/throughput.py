@@ -32,10 +32,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from genhub.data import DATASETS, load_images  # noqa: E402
-from genhub.gan import Critic, gan_class  # noqa: E402
+from genhub.models.gan import Critic, gan_class  # noqa: E402
 from genhub.objectives import get_objective  # noqa: E402
-from genhub.trainer import GANTrainer, TrainSettings  # noqa: E402
-from genhub.training import environment_summary, pick_device  # noqa: E402
+from genhub.training.gan import GANTrainer, TrainSettings  # noqa: E402
+from genhub.training.cli import environment_summary, pick_device  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "gan"
 

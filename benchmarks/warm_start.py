@@ -7,7 +7,7 @@
 One run, same data, same GAN budget, same architecture and objective:
   cold  the generator starts from the DCGAN initialization;
   warm  a conv VAE (Gaussian likelihood, standard prior) is pre-trained first and the
-        generator starts from its decoder (genhub.warm_start.gan_from_vae).
+        generator starts from its decoder (genhub.training.warm_start.gan_from_vae).
 Every arm trains with genhub's GANTrainer on the same batches and noise, and is evaluated
 every --eval-every CPU seconds with the multi-scale sliced Wasserstein distance (SWD) of the
 EMA generator's samples (fixed latents) against held-out real faces (fixed, never trained on).
@@ -42,11 +42,11 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from genhub import GenVAE, load_images  # noqa: E402
-from genhub.gan import build_critic, gan_class  # noqa: E402
-from genhub.metrics import laplacian_variance, sliced_wasserstein  # noqa: E402
+from genhub.models.gan import build_critic, gan_class  # noqa: E402
+from genhub.evaluation.metrics import laplacian_variance, sliced_wasserstein  # noqa: E402
 from genhub.objectives import OBJECTIVES, get_objective  # noqa: E402
-from genhub.trainer import GANTrainer, TrainSettings  # noqa: E402
-from genhub.warm_start import gan_from_vae, slow_early_layers  # noqa: E402
+from genhub.training.gan import GANTrainer, TrainSettings  # noqa: E402
+from genhub.training.warm_start import gan_from_vae, slow_early_layers  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

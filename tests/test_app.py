@@ -15,8 +15,8 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from genhub import GenModel, GenVAE, load_model
-from genhub import app_logic as logic
-from genhub import latent
+from genhub.space import app_logic as logic
+from genhub.space import latent
 
 REPO = Path(__file__).resolve().parent.parent
 

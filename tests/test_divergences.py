@@ -1,4 +1,4 @@
-"""genhub.divergences: the f-GAN table is self-consistent, the closed forms are right,
+"""genhub.objectives.divergences: the f-GAN table is self-consistent, the closed forms are right,
 and trained critics reach the accuracy bars (fewer steps than the lab, same bounds)."""
 
 import math
@@ -8,7 +8,7 @@ import ot
 import pytest
 import torch
 
-from genhub import divergences as dv
+from genhub.objectives import divergences as dv
 
 REQUIRED = ["kl", "reverse_kl", "jensen_shannon", "squared_hellinger", "pearson", "total_variation"]
 P, Q = (0.0, 1.0), (1.0, 1.2)  # the lab's Gaussian case: N(0, 1) data, N(1, 1.2^2) model

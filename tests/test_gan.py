@@ -9,9 +9,9 @@ import torch
 from huggingface_hub import ModelCard
 
 from genhub import GenDCGAN, GenGAN, GenWGAN, ModelLoadError, load_model
-from genhub.gan import Critic, build_generator, gan_class
+from genhub.models.gan import Critic, build_generator, gan_class
 from genhub.objectives import get_objective
-from genhub.trainer import CHECKPOINT_NAME, CheckpointError, GANTrainer, TrainingDiverged, TrainSettings, read_checkpoint
+from genhub.training.gan import CHECKPOINT_NAME, CheckpointError, GANTrainer, TrainingDiverged, TrainSettings, read_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "train"))
 import gan as train_gan  # noqa: E402

@@ -1,4 +1,4 @@
-"""Sanity of genhub.metrics on real MNIST: real-vs-real near the floor, real-vs-noise far,
+"""Sanity of genhub.evaluation.metrics on real MNIST: real-vs-real near the floor, real-vs-noise far,
 a mode-dropped set (digits 0-4 only) caught, determinism for a seed, clear input errors."""
 
 import json
@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from genhub import GenVAE
-from genhub.classifier import DigitClassifier, load_evaluator
+from genhub.models.classifier import DigitClassifier, load_evaluator
 from genhub.data import load_images
 from genhub.evaluation import evaluate_model, record_evaluation
-from genhub.metrics import (
+from genhub.evaluation.metrics import (
     class_histogram,
     frechet_distance,
     iwae_nll,

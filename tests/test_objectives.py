@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from genhub.gan import Critic
+from genhub.models.gan import Critic
 from genhub.objectives import OBJECTIVES, Objective, clip_weights, get_objective, gradient_penalty, register
 
 REAL = torch.tensor([1.0, -2.0])

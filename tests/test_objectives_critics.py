@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from genhub import load_images
-from genhub.gan import AutoencoderCritic, Critic, GenGAN, build_critic, critic_from_config
+from genhub.models.gan import AutoencoderCritic, Critic, GenGAN, build_critic, critic_from_config
 from genhub.objectives import OBJECTIVES, get_objective
-from genhub.trainer import CHECKPOINT_NAME, GANTrainer, TrainSettings
+from genhub.training.gan import CHECKPOINT_NAME, GANTrainer, TrainSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "train"))
 import gan as train_gan  # noqa: E402

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from genhub import divergences as dv
-from genhub.gan import Critic, GenGAN
+from genhub.objectives import divergences as dv
+from genhub.models.gan import Critic, GenGAN
 from genhub.objectives import OBJECTIVES, RWGAN_CLIP, clip_weights, get_objective, mean_covariance_distance, scaled_bandwidths
-from genhub.trainer import GANTrainer, TrainSettings
+from genhub.training.gan import GANTrainer, TrainSettings
 
 TABLE = [name for name in OBJECTIVES if name not in ("dcgan", "wgan", "wgan-gp", "lsgan", "hinge")]
 AUTOENCODER = {name for name, objective in OBJECTIVES.items() if objective.critic_kind == "autoencoder"}

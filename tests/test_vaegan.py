@@ -1,4 +1,4 @@
-"""The VAE -> GAN warm start (genhub.warm_start) and train/vaegan.py end to end on real faces."""
+"""The VAE -> GAN warm start (genhub.training.warm_start) and train/vaegan.py end to end on real faces."""
 
 import importlib.util
 import json
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from genhub import GenDCGAN, GenGAN, GenVAE, load_model
-from genhub.metrics import _blur, laplacian_variance
-from genhub.warm_start import early_layers, gan_from_vae, load_vae_decoder, slow_early_layers
+from genhub.evaluation.metrics import _blur, laplacian_variance
+from genhub.training.warm_start import early_layers, gan_from_vae, load_vae_decoder, slow_early_layers
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "train" / "vaegan.py"

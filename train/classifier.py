@@ -1,4 +1,4 @@
-"""Train the MNIST evaluator CNN that genhub's sample metrics use (genhub.classifier).
+"""Train the MNIST evaluator CNN that genhub's sample metrics use (genhub.models.classifier).
 
     python train/classifier.py                                  # -> weights/evaluators/mnist-cnn
     python train/classifier.py --dataset ../shared/data/mnist --epochs 3
@@ -19,9 +19,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from genhub.classifier import EVALUATORS_DIR, DigitClassifier, random_jitter  # noqa: E402
+from genhub.assets import CHECKOUT  # noqa: E402
+from genhub.models.classifier import DigitClassifier, random_jitter  # noqa: E402
 from genhub.data import load_images  # noqa: E402
-from genhub.training import environment_summary, pick_device, save_json, seed_everything, to_unit_range  # noqa: E402
+from genhub.training.cli import environment_summary, pick_device, save_json, seed_everything, to_unit_range  # noqa: E402
 
 
 def train_steps(model: DigitClassifier, optimizer, images: torch.Tensor, labels: torch.Tensor, batch_size: int, generator: torch.Generator, scheduler=None) -> float:
@@ -58,7 +59,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy small machine)")
-    parser.add_argument("--out", default=str(EVALUATORS_DIR / "mnist-cnn"))
+    parser.add_argument("--out", default=str(CHECKOUT / "weights" / "evaluators" / "mnist-cnn"))
     args = parser.parse_args(argv)
 
     if args.threads:

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from genhub.data import DatasetError, accepted_sources  # noqa: E402
 from genhub.evaluation import evaluate_model, record_evaluation, write_json  # noqa: E402
-from genhub.hub import ModelLoadError, load_model  # noqa: E402
-from genhub.training import pick_device  # noqa: E402
+from genhub.models.hub import ModelLoadError, load_model  # noqa: E402
+from genhub.training.cli import pick_device  # noqa: E402
 
 
 def main(argv=None) -> dict:

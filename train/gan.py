@@ -28,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 import torch  # noqa: E402
 
 from genhub import DATASETS, DatasetError, load_images  # noqa: E402
-from genhub.gan import ARCHITECTURES, build_critic, gan_class  # noqa: E402
+from genhub.models.gan import ARCHITECTURES, build_critic, gan_class  # noqa: E402
 from genhub.objectives import OBJECTIVES, get_objective  # noqa: E402
-from genhub.trainer import CHECKPOINT_NAME, CheckpointError, GANTrainer, TrainingDiverged, TrainSettings, read_checkpoint  # noqa: E402
+from genhub.training.gan import CHECKPOINT_NAME, CheckpointError, GANTrainer, TrainingDiverged, TrainSettings, read_checkpoint  # noqa: E402
 from genhub.evaluation import evaluate_for_card  # noqa: E402
-from genhub.training import add_common_arguments, add_evaluation_arguments, check_evaluation_arguments, check_push_arguments, environment_summary, finish, pick_device, save_json, seed_everything  # noqa: E402
+from genhub.training.cli import add_common_arguments, add_evaluation_arguments, check_evaluation_arguments, check_push_arguments, environment_summary, finish, pick_device, save_json, seed_everything  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from genhub import DATASETS, DatasetError, GenVAE, load_images  # noqa: E402
 from genhub.evaluation import evaluate_for_card  # noqa: E402
-from genhub.metrics import iwae_nll  # noqa: E402
-from genhub.training import (  # noqa: E402
+from genhub.evaluation.metrics import iwae_nll  # noqa: E402
+from genhub.training.cli import (  # noqa: E402
     add_common_arguments,
     add_evaluation_arguments,
     check_evaluation_arguments,

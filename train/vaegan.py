@@ -7,7 +7,7 @@
 Phase 1 is train/vae.py: a conv VAE with a Gaussian likelihood, the standard N(0, I) prior
 (the GAN samples z ~ N(0, I)) and --kl-weight, into --out/vae. Phase 2 builds a generator of
 the decoder's architecture (transposed convs without batch norm, tanh output), copies the
-decoder in (genhub.warm_start.gan_from_vae: before the first GAN step it draws exactly the
+decoder in (genhub.training.warm_start.gan_from_vae: before the first GAN step it draws exactly the
 VAE's mean images) and trains it with genhub's GAN trainer and --objective into --out/gan.
 Both model cards state the pre-training and link each other: by Hub id when --repo-id and
 --vae-repo-id are given (with or without --push), else by relative folder path.
@@ -29,10 +29,10 @@ import torch  # noqa: E402
 
 from genhub import GenVAE, PushError, load_images, push_folder  # noqa: E402
 from genhub.evaluation import evaluate_for_card  # noqa: E402
-from genhub.gan import build_critic  # noqa: E402
+from genhub.models.gan import build_critic  # noqa: E402
 from genhub.objectives import OBJECTIVES, get_objective  # noqa: E402
-from genhub.trainer import CHECKPOINT_NAME, GANTrainer, TrainingDiverged, TrainSettings  # noqa: E402
-from genhub.training import (  # noqa: E402
+from genhub.training.gan import CHECKPOINT_NAME, GANTrainer, TrainingDiverged, TrainSettings  # noqa: E402
+from genhub.training.cli import (  # noqa: E402
     add_common_arguments,
     add_evaluation_arguments,
     check_evaluation_arguments,
@@ -44,7 +44,7 @@ from genhub.training import (  # noqa: E402
     save_json,
     seed_everything,
 )
-from genhub.warm_start import gan_from_vae  # noqa: E402
+from genhub.training.warm_start import gan_from_vae  # noqa: E402
 
 TRAIN_DIR = Path(__file__).resolve().parent
 

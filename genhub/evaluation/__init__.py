@@ -5,7 +5,7 @@
     >>> record_evaluation("runs/vae", evaluation)            # card metadata + body, eval.json
 
 Training scripts call `evaluate_for_card` at the end of training: the same evaluation, merged
-into the card context they pass to `genhub.training.finish`, so it is saved before any push.
+into the card context they pass to `genhub.training.cli.finish`, so it is saved before any push.
 
 Which metrics: on 28x28 grey digits (mnist, binarized-mnist) the classifier-based ones
 (Fréchet distance, KID, precision/recall on the bundled evaluator CNN's features, class
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from . import metrics as M
-from .data import DATASETS, DatasetError, load_images
+from genhub.data import DATASETS, DatasetError, load_images
 
 DIGIT_DATASETS = {"mnist", "binarized-mnist"}
 EVALUATOR_NOTE = (
@@ -207,7 +207,7 @@ def evaluate_model(
     classifier: evaluator for digit data (default: the bundled MNIST CNN, on the model's device).
     Deterministic for a seed. Runs on the model's device.
     """
-    from .classifier import load_evaluator
+    from genhub.models.classifier import load_evaluator
 
     family = dataset_family(dataset)
     reference, used_split = reference_images(dataset, model.image_shape, split, limit=num_samples)
@@ -264,7 +264,7 @@ def merge_rows_and_notes(rows: dict, notes: list[str], evaluation: Evaluation) -
 
 
 def with_evaluation(card_context: dict, evaluation: Evaluation) -> dict:
-    """A training script's card context (see genhub.training.finish) with `evaluation` merged into
+    """A training script's card context (see genhub.training.cli.finish) with `evaluation` merged into
     its `metrics`, `metrics_note` and `eval_results`: the training-time metrics stay."""
     notes = [card_context["metrics_note"]] if card_context.get("metrics_note") else []
     rows, notes = merge_rows_and_notes(card_context.get("metrics") or {}, notes, evaluation)

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .nets import mlp
+from genhub.models.nets import mlp
 
 Sampler = Callable[[int], torch.Tensor]
 LOG2 = math.log(2.0)

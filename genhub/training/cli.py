@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .hub import GenModel, PushError, push_folder
+from genhub.models.hub import GenModel, PushError, push_folder
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, dataset: str, epochs: int, batch_size: int, out: str) -> None:
@@ -101,8 +101,8 @@ def finish(model: GenModel, folder: Path, card: dict, args: argparse.Namespace) 
 def run_cli(main) -> None:
     """Run a script's main(); a user's mistake (bad dataset, path, config) ends in one clear
     line and exit status 2 instead of a traceback."""
-    from .data import DatasetError
-    from .hub import ModelLoadError
+    from genhub.data import DatasetError
+    from genhub.models.hub import ModelLoadError
 
     try:
         main()

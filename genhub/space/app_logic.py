@@ -21,12 +21,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from . import latent
-from .data import prepare_image
-from .hub import CONFIG_NAME, GenModel, ModelLoadError, load_model
-from .images import grid_image, save_gif
+from genhub.space import latent
+from genhub.assets import bundled_weights_dir
+from genhub.data import prepare_image
+from genhub.models.hub import CONFIG_NAME, GenModel, ModelLoadError, load_model
+from genhub.images import grid_image, save_gif
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+WEIGHTS_DIR = bundled_weights_dir()
 NOT_GENERATIVE = {"evaluators"}  # weights/ folders that hold no generator (classifiers for metrics)
 HUB_ID_HELP = "a Hub model id looks like owner/name"
 
@@ -146,7 +147,7 @@ class ModelRegistry:
 
     def add_hub_model(self, repo_id: str) -> tuple[str | None, str]:
         """Load a Hub model; returns (key or None, a message for the user)."""
-        from .data import HUB_ID
+        from genhub.data import HUB_ID
 
         repo_id = (repo_id or "").strip()
         if not HUB_ID.fullmatch(repo_id):

@@ -20,14 +20,14 @@ import torch
 from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin
 from huggingface_hub import constants as hub_constants
 
-from .images import grid_image, to_pil
+from genhub.assets import asset_dir
+from genhub.images import grid_image, to_pil
 
 REPO_URL = "https://github.com/genhub/genhub"
 CONFIG_NAME = hub_constants.CONFIG_NAME
 WEIGHTS_NAME = hub_constants.SAFETENSORS_SINGLE_FILE
 CLASS_KEY = "genhub_class"  # extra config.json key naming the class, for `load_model`
 
-_TEMPLATE_DIRS = (Path(__file__).parent / "model_cards", Path(__file__).parent.parent / "model_cards")
 
 
 class ModelLoadError(OSError):
@@ -39,12 +39,11 @@ class PushError(RuntimeError):
 
 
 def read_card_template(family: str) -> str:
-    """The card template `model_cards/<family>.md` (also found inside an installed wheel)."""
-    for folder in _TEMPLATE_DIRS:
-        path = folder / f"{family}.md"
-        if path.exists():
-            return path.read_text(encoding="utf-8")
-    raise FileNotFoundError(f"model card template {family}.md not found in {[str(d) for d in _TEMPLATE_DIRS]}")
+    """The card template `model_cards/<family>.md`, from the installed package or the checkout."""
+    path = asset_dir("model_cards") / f"{family}.md"
+    if not path.exists():
+        raise FileNotFoundError(f"model card template {family}.md not found in {path.parent}")
+    return path.read_text(encoding="utf-8")
 
 
 MODEL_CLASSES: dict[str, type["HubModel"]] = {}

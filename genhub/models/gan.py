@@ -8,7 +8,7 @@
 All three share one generator design, chosen by `architecture`:
   "dcgan"  linear -> small feature map -> stride-2 transposed convs with batch norm (nets.ConvDecoder);
            `batch_norm=False` drops the norms, which makes it the conv VAE's decoder layer for
-           layer, so a VAE decoder can seed the generator (genhub.warm_start)
+           layer, so a VAE decoder can seed the generator (genhub.training.warm_start)
   "mlp"    the fully connected generator of the classic WGAN demos (ReLU hidden layers)
 and end in tanh, so the generator speaks [-1, 1] (the range training data is scaled to);
 `decode` maps that to [0, 1] like every genhub model. The class names the objective the
@@ -22,8 +22,8 @@ import math
 import torch
 from torch import nn
 
-from .hub import GenModel
-from .nets import ConvDecoder, ConvEncoder, check_image_shape, mlp
+from genhub.models.hub import GenModel
+from genhub.models.nets import ConvDecoder, ConvEncoder, check_image_shape, mlp
 
 ARCHITECTURES = ("dcgan", "mlp")
 
@@ -134,7 +134,7 @@ def build_critic(objective, image_shape, architecture: str = "dcgan", width: int
     """The critic an objective (a name or a genhub.objectives.Objective) declares in `critic_kind`:
     a one-score Critic, a Critic with `feature_dim` outputs, or an AutoencoderCritic.
     `norm` None takes the objective's own `critic_norm`."""
-    from .objectives import get_objective
+    from genhub.objectives import get_objective
 
     objective = get_objective(objective) if isinstance(objective, str) else objective
     norm = objective.critic_norm if norm is None else norm
@@ -200,6 +200,6 @@ class GenWGAN(GenGAN):
 
 def gan_class(objective_name: str) -> type[GenGAN]:
     """The Hub class a generator trained with this objective is saved as."""
-    from .objectives import get_objective
+    from genhub.objectives import get_objective
 
     return {"GenDCGAN": GenDCGAN, "GenWGAN": GenWGAN}.get(get_objective(objective_name).hub_class, GenGAN)

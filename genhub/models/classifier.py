@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .hub import HubModel, ModelLoadError
+from genhub.assets import asset_dir
+from genhub.models.hub import HubModel, ModelLoadError
 
-EVALUATORS_DIR = Path(__file__).resolve().parent.parent / "weights" / "evaluators"
 EVALUATORS = {"mnist": "mnist-cnn"}  # dataset family -> bundled folder under weights/evaluators
 
 
@@ -85,7 +85,7 @@ class DigitClassifier(HubModel, tags=["image-classification", "evaluation"], pip
 
 def load_evaluator(name: str = "mnist", device: torch.device | str | None = None) -> DigitClassifier:
     """The bundled evaluator for a dataset family ("mnist"), a local folder, or a Hub id, in eval mode."""
-    source = EVALUATORS_DIR / EVALUATORS[name] if name in EVALUATORS else name
+    source = asset_dir("evaluators") / EVALUATORS[name] if name in EVALUATORS else name
     if name in EVALUATORS and not Path(source).is_dir():
         raise ModelLoadError(f"the bundled evaluator {source} is missing; train it with `python train/classifier.py`")
     classifier = DigitClassifier.from_pretrained(str(source))

@@ -201,10 +201,10 @@ register(Objective(
 
 # ==========================================================================================
 # The rest of the GAN objective table. Each entry cites its paper. The f-divergence,
-# MMD and energy-distance math lives once, in genhub.divergences.
+# MMD and energy-distance math lives once, in genhub.objectives.divergences.
 #
 # Critic outputs: each objective declares the critic it needs in `critic_kind`, and
-# genhub.gan.build_critic builds it. "score" critics give one number per sample. Feature
+# genhub.models.gan.build_critic builds it. "score" critics give one number per sample. Feature
 # objectives (McGAN, MMD-GAN, Cramér GAN) read a critic's output as a feature vector of
 # `feature_dim` numbers. Auto-encoder objectives (EBGAN, BEGAN, MAGAN) need a critic whose
 # output has the input's shape (a reconstruction). GMMN has no adversary: it gets a score
@@ -235,7 +235,7 @@ def fgan_losses(divergence_name: str):
     """f-GAN (Nowozin, Cseke & Tomioka 2016): the critic maximises the variational bound
     E_P[g_f(V(x))] - E_Q[f*(g_f(V(G(z))))] on D_f(P_data || Q_model); the generator uses the
     paper's alternative update, maximising E_Q[g_f(V(G(z)))]. The bound, output activation
-    g_f and conjugate f* come from genhub.divergences."""
+    g_f and conjugate f* come from genhub.objectives.divergences."""
     divergence = _divergences.f_divergence(divergence_name)
 
     def critic_loss(real_scores: Scores, fake_scores: Scores) -> torch.Tensor:

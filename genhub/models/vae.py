@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .hub import GenModel, check_count
-from .nets import ConvDecoder, ConvEncoder, check_image_shape, mlp
+from genhub.models.hub import GenModel, check_count
+from genhub.models.nets import ConvDecoder, ConvEncoder, check_image_shape, mlp
 
 LOG_2PI = math.log(2 * math.pi)
 PRIORS = ("standard", "mog", "vamp")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from .gan import GenGAN, gan_class
-from .nets import ConvDecoder
-from .vae import GenVAE
+from genhub.models.gan import GenGAN, gan_class
+from genhub.models.nets import ConvDecoder
+from genhub.models.vae import GenVAE
 
 
 def _conv_decoder(model, role: str) -> ConvDecoder:

@@ -8,7 +8,7 @@
     sliced_wasserstein    multi-scale SWD on Laplacian-pyramid patches (Karras et al. 2018), network-free
     laplacian_variance    per-image sharpness (variance of the Laplacian), network-free
 
-Features come from `genhub.classifier` (a CNN we train on MNIST), so FD/KID values are
+Features come from `genhub.models.classifier` (a CNN we train on MNIST), so FD/KID values are
 comparable with each other but not with Inception-based numbers in papers.
 
 Every function takes tensors on any device and works there in batches; every random

@@ -28,9 +28,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .gan import GenGAN, critic_from_config
-from .hub import MODEL_CLASSES
-from .objectives import Objective, get_objective
+from genhub.models.gan import GenGAN, critic_from_config
+from genhub.models.hub import MODEL_CLASSES
+from genhub.objectives import Objective, get_objective
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
