@@ -55,3 +55,14 @@ def save_gif(frames: list[Image.Image], path, duration_ms: int = 80) -> None:
     """Write frames as a looping GIF that plays forward then back."""
     sequence = frames + frames[-2:0:-1]
     sequence[0].save(path, save_all=True, append_images=sequence[1:], duration=duration_ms, loop=0)
+
+
+# -- the two ranges models speak -------------------------------------------------------------
+def to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float in [0, 1] (VAEs, metrics), on whatever device they are on."""
+    return images.float().div_(255)
+
+
+def to_signed_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float in [-1, 1] (what GAN generators and critics speak)."""
+    return images.float().div_(127.5).sub_(1)

@@ -27,6 +27,7 @@ import torch
 
 from . import metrics as M
 from genhub.data import DATASETS, DatasetError, load_images
+from genhub.runtime import eval_mode
 
 DIGIT_DATASETS = {"mnist", "binarized-mnist"}
 EVALUATOR_NOTE = (
@@ -140,12 +141,9 @@ def reference_images(dataset: str, image_shape, split: str = "auto", limit: int 
 @torch.no_grad()
 def generate(model, n: int, seed: int = 0, batch_size: int = 500) -> torch.Tensor:
     """n samples in [0, 1] from the model's prior, decoded in batches, on the model's device."""
-    was_training = model.training
-    model.eval()
-    latents = model.sample_latent(n, seed)
-    images = torch.cat([model.decode(batch).clamp(0, 1) for batch in latents.split(batch_size)])
-    model.train(was_training)
-    return images
+    with eval_mode(model):
+        latents = model.sample_latent(n, seed)
+        return torch.cat([model.decode(batch).clamp(0, 1) for batch in latents.split(batch_size)])
 
 
 # -- metrics ----------------------------------------------------------------------------------

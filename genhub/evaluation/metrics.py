@@ -22,6 +22,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from genhub.runtime import eval_mode
+
 
 # -- input checks -------------------------------------------------------------------------
 def _check_features(real: torch.Tensor, fake: torch.Tensor, minimum: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,14 +71,11 @@ def iwae_nll(model, images: torch.Tensor, k: int = 1000, batch_size: int = 100, 
     if tuple(images.shape[1:]) != tuple(model.image_shape):
         raise ValueError(f"images of shape {tuple(images.shape[1:])} do not fit a model of image shape {tuple(model.image_shape)}")
     device = model.device
-    was_training = model.training
-    model.eval()
     bounds = []
-    with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with eval_mode(model), torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for batch in images.split(batch_size):
             bounds.append(model.iwae_bound(batch.to(device), k).double().cpu())
-    model.train(was_training)
     nll = -torch.cat(bounds)
     dims = math.prod(images.shape[1:])
     return {

@@ -22,6 +22,7 @@ from torch import nn
 
 from genhub.assets import asset_dir
 from genhub.models.hub import HubModel, ModelLoadError
+from genhub.runtime import eval_mode
 
 EVALUATORS = {"mnist": "mnist-cnn"}  # dataset family -> bundled folder under weights/evaluators
 
@@ -76,11 +77,8 @@ class DigitClassifier(HubModel, tags=["image-classification", "evaluation"], pip
 
     def _batched(self, function, images: torch.Tensor, batch_size: int, rescale: bool) -> torch.Tensor:
         self.check_images(images)
-        was_training = self.training
-        self.eval()
-        outputs = [function(batch.to(self.device) * 2 - 1 if rescale else batch.to(self.device)) for batch in images.split(batch_size)]
-        self.train(was_training)
-        return torch.cat(outputs)
+        with eval_mode(self):
+            return torch.cat([function(batch.to(self.device) * 2 - 1 if rescale else batch.to(self.device)) for batch in images.split(batch_size)])
 
 
 def load_evaluator(name: str = "mnist", device: torch.device | str | None = None) -> DigitClassifier:

@@ -22,6 +22,7 @@ from huggingface_hub import constants as hub_constants
 
 from genhub.assets import asset_dir
 from genhub.images import grid_image, to_pil
+from genhub.runtime import eval_mode
 
 REPO_URL = "https://github.com/genhub/genhub"
 CONFIG_NAME = hub_constants.CONFIG_NAME
@@ -140,11 +141,8 @@ class GenModel(HubModel, tags=["image-generation"], pipeline_tag="unconditional-
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
         """n images in [0, 1], shape (n, C, H, W)."""
-        was_training = self.training
-        self.eval()
-        images = self.decode(self.sample_latent(n, seed))
-        self.train(was_training)
-        return images
+        with eval_mode(self):
+            return self.decode(self.sample_latent(n, seed))
 
     to_pil = staticmethod(to_pil)
 

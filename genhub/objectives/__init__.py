@@ -6,7 +6,7 @@ with them (optimizer, critic steps per generator step, weight clipping, gradient
     critic_loss(real_scores, fake_scores) -> scalar      minimized by the critic
     generator_loss(fake_scores)           -> scalar      minimized by the generator
 
-The one trainer (genhub/trainer.py) only ever calls `Objective.critic_step_loss`,
+The one GAN trainer (genhub/training/gan.py) only ever calls `Objective.critic_step_loss`,
 `Objective.generator_step_loss` and `Objective.after_critic_step`, so a new objective is
 one `register(Objective(...))` call with two functions. An objective that needs more than
 scores (features for MMD-GAN, a balance term for BEGAN) subclasses `Objective`, overrides
@@ -26,6 +26,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from genhub.objectives.penalties import clip_weights, gradient_penalty
 
 Scores = torch.Tensor
 
@@ -68,28 +70,6 @@ def hinge_critic_loss(real_scores: Scores, fake_scores: Scores) -> torch.Tensor:
 
 def hinge_generator_loss(fake_scores: Scores) -> torch.Tensor:
     return -fake_scores.mean()
-
-
-def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """E[(||grad_x f(x_hat)||_2 - 1)^2] at random points x_hat between real and fake images
-    (Gulrajani et al. 2017). The graph is kept (create_graph) so the penalty trains the critic."""
-    alpha = torch.rand(len(real), *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-    between = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
-    scores = critic(between)
-    (gradients,) = torch.autograd.grad(scores.sum(), between, create_graph=True)
-    norms = gradients.float().flatten(1).norm(2, dim=1)
-    return (norms - 1).pow(2).mean()
-
-
-@torch.no_grad()
-def clip_weights(module: nn.Module, limit: float | tuple[float, float]) -> None:
-    """Clamp every parameter to [-limit, limit] (the original WGAN's crude Lipschitz bound), or to
-    [low, high] for a (low, high) pair (RWGAN's asymmetric clipping)."""
-    low, high = (-limit, limit) if isinstance(limit, (int, float)) else limit
-    if not low < high:
-        raise ValueError(f"weight clipping needs low < high, got [{low}, {high}]")
-    for parameter in module.parameters():
-        parameter.clamp_(low, high)
 
 
 # -- recipes -------------------------------------------------------------------------------

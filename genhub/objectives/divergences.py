@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genhub.models.nets import mlp
+from genhub.objectives.penalties import clip_weights, gradient_penalty
 
 Sampler = Callable[[int], torch.Tensor]
 LOG2 = math.log(2.0)
@@ -154,25 +155,6 @@ def f_divergence(name: str) -> FDivergence:
 def wasserstein_bound(critic_p: torch.Tensor, critic_q: torch.Tensor) -> torch.Tensor:
     """E_P f - E_Q f: equals W1(P, Q) at the best 1-Lipschitz critic f."""
     return critic_p.mean() - critic_q.mean()
-
-
-def gradient_penalty(critic: nn.Module, p: torch.Tensor, q: torch.Tensor, *, one_sided: bool = False) -> torch.Tensor:
-    """E[(|grad f(x_hat)| - 1)^2] at random points x_hat between paired samples of P and Q
-    (WGAN-GP, Gulrajani et al. 2017); `one_sided` penalises only norms above 1 (Petzka et al. 2018)."""
-    weight = torch.rand((p.shape[0],) + (1,) * (p.dim() - 1), device=p.device, dtype=p.dtype)
-    between = (weight * p.detach() + (1 - weight) * q.detach()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(between).sum(), between, create_graph=True)
-    excess = grad.flatten(1).norm(dim=1) - 1
-    if one_sided:
-        excess = excess.clamp_min(0)
-    return (excess**2).mean()
-
-
-@torch.no_grad()
-def clip_weights(critic: nn.Module, limit: float) -> None:
-    """Clamp every parameter to [-limit, limit] (the original WGAN's Lipschitz constraint)."""
-    for parameter in critic.parameters():
-        parameter.clamp_(-limit, limit)
 
 
 # ---------------------------------------------------------------------------------------

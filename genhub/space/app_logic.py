@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw
 from genhub.space import latent
 from genhub.assets import bundled_weights_dir
 from genhub.data import prepare_image
+from genhub.runtime import pick_device
 from genhub.models.hub import CONFIG_NAME, GenModel, ModelLoadError, load_model
 from genhub.images import grid_image, save_gif
 
@@ -93,10 +94,6 @@ def bundled_model_folders(weights_dir: Path | str = WEIGHTS_DIR) -> list[Path]:
         folder for folder in weights_dir.iterdir()
         if folder.is_dir() and folder.name not in NOT_GENERATIVE and (folder / CONFIG_NAME).is_file()
     )
-
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @dataclass

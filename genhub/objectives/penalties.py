@@ -1,0 +1,33 @@
+"""The Lipschitz constraints of the Wasserstein critics, written once for the GAN objectives
+and the divergence lab alike."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, *, one_sided: bool = False) -> torch.Tensor:
+    """E[(||grad_x f(x_hat)||_2 - 1)^2] at random points x_hat between paired real and fake
+    samples (WGAN-GP, Gulrajani et al. 2017); `one_sided` penalises only norms above 1
+    (Petzka et al. 2018). The graph is kept (create_graph) so the penalty trains the critic;
+    the norms are taken in float32, also under bf16 autocast."""
+    alpha = torch.rand(len(real), *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    between = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    scores = critic(between)
+    (gradients,) = torch.autograd.grad(scores.sum(), between, create_graph=True)
+    excess = gradients.float().flatten(1).norm(2, dim=1) - 1
+    if one_sided:
+        excess = excess.clamp_min(0)
+    return excess.pow(2).mean()
+
+
+@torch.no_grad()
+def clip_weights(module: nn.Module, limit: float | tuple[float, float]) -> None:
+    """Clamp every parameter to [-limit, limit] (the original WGAN's crude Lipschitz bound), or to
+    [low, high] for a (low, high) pair (RWGAN's asymmetric clipping)."""
+    low, high = (-limit, limit) if isinstance(limit, (int, float)) else limit
+    if not low < high:
+        raise ValueError(f"weight clipping needs low < high, got [{low}, {high}]")
+    for parameter in module.parameters():
+        parameter.clamp_(low, high)
