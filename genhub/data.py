@@ -53,8 +53,22 @@ DATASETS: dict[str, DatasetSpec] = {
         config="cropped_digits", image_size=32, channels=3,
     ),
     "anime-faces": DatasetSpec("huggan/anime-faces", "anime_faces", "anime face illustrations, RGB", image_size=64, channels=3),
-    "comic-faces": DatasetSpec("huggan/cartoon-faces", "cartoon_faces", "HugGAN cartoon faces, RGB", image_size=64, channels=3),
+    "comic-faces": DatasetSpec(
+        "huggan/cartoon-faces", "comic_faces",
+        "cartoon (Bitmoji avatar) faces, 64x64 RGB; offline: the 3,648 faces of the public Bitmoji Faces set, no stated licence",
+        image_size=64, channels=3,
+    ),
 }
+
+def dataset_key(source) -> str | None:
+    """The genhub name of a dataset given by name, Hub id, or a local mirror folder of the shared
+    layout (`.../binarized_mnist` is "binarized-mnist"); None for any other data."""
+    text = str(source).lower()
+    if text in DATASETS:
+        return text
+    name = Path(str(source)).name.lower()
+    return next((key for key, spec in DATASETS.items() if spec.local_name == name or spec.hub_id.lower() == text), None)
+
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}

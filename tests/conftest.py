@@ -31,3 +31,12 @@ def _offline_and_isolated(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("GENHUB_CACHE", str(tmp_path_factory.getbasetemp() / "genhub-cache"))
     torch.manual_seed(0)
+
+
+def script(name: str):
+    """train/<name>.py as a namespace of its functions (runpy: run as a file, as users run it,
+    never imported as a module), so a test can call its `main(argv)` and `parse_args(argv)`."""
+    import runpy
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**runpy.run_path(str(REPO / "train" / f"{name}.py"), run_name=f"train_{name}"))

@@ -13,8 +13,9 @@ from genhub.models.gan import Critic, build_generator, gan_class
 from genhub.objectives import get_objective
 from genhub.training.gan import CHECKPOINT_NAME, CheckpointError, GANTrainer, TrainingDiverged, TrainSettings, read_checkpoint
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "train"))
-import gan as train_gan  # noqa: E402
+from conftest import script
+
+train_gan = script("gan")
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread():

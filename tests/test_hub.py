@@ -112,7 +112,7 @@ def test_sample_rejects_bad_counts(n):
 
 
 def test_sample_is_seeded_and_in_unit_range():
-    model = GenVAE(image_shape=(3, 32, 32), latent_dim=4, architecture="conv", conv_width=8, likelihood="gaussian")
+    model = GenVAE(image_shape=(3, 32, 32), latent_dim=4, architecture="conv", width=8, likelihood="gaussian")
     first, second = model.sample(5, seed=1), model.sample(5, seed=1)
     assert first.shape == (5, 3, 32, 32) and torch.equal(first, second)
     assert 0 <= first.min() and first.max() <= 1

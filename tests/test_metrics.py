@@ -212,11 +212,7 @@ def test_a_failed_end_of_training_evaluation_keeps_the_card_and_says_why(tmp_pat
 
 
 def test_a_few_classifier_steps_lower_the_loss(digits):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "train"))
-    from classifier import train_steps
+    from genhub.training.classifier import train_steps
 
     torch.manual_seed(0)
     model = DigitClassifier()
@@ -231,11 +227,9 @@ def test_a_few_classifier_steps_lower_the_loss(digits):
 
 
 def test_evaluate_cli_explains_bad_model_and_dataset(tmp_path):
-    import sys
-    from pathlib import Path
+    from conftest import script
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "train"))
-    import evaluate
+    evaluate = script("evaluate")
 
     with pytest.raises(SystemExit, match="no config.json"):
         evaluate.main([str(tmp_path), "--dataset", "mnist"])

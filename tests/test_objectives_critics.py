@@ -12,8 +12,9 @@ from genhub.models.gan import AutoencoderCritic, Critic, GenGAN, build_critic, c
 from genhub.objectives import OBJECTIVES, get_objective
 from genhub.training.gan import CHECKPOINT_NAME, GANTrainer, TrainSettings
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "train"))
-import gan as train_gan  # noqa: E402
+from conftest import script
+
+train_gan = script("gan")
 
 SHAPES = [(1, 28, 28), (3, 32, 32), (1, 64, 64), (3, 64, 64)]
 

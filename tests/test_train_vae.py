@@ -1,6 +1,5 @@
 """train/vae.py end to end on a small slice of real data."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -8,14 +7,11 @@ import pytest
 
 from genhub import GenVAE
 
-SCRIPT = Path(__file__).resolve().parent.parent / "train" / "vae.py"
+from conftest import script
 
 
 def run_script(argv):
-    spec = importlib.util.spec_from_file_location("train_vae", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main(argv)
+    return script("vae").main(argv)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +37,10 @@ def test_writes_weights_card_grids_and_metrics(run):
     card = (model_dir / "README.md").read_text()
     assert "![samples](samples.png)" in card
     assert f"{metrics['validation_nll_iwae_k20']:.2f}" in card
-    assert "datasets:" not in card  # a local folder is not a Hub dataset id
+    # A local mirror of a known dataset is named by its Hub id and genhub name, never by its path.
+    assert "datasets:\n- binarized_mnist" in card and "# GenVAE on binarized-mnist" in card
+    assert str(out.parent) not in card.split("Trained with:")[0]
+    assert "type: nll" in card  # the NLL is in the model-index
 
 
 def test_final_evaluation_is_in_the_card_next_to_the_nll(run):

@@ -1,6 +1,5 @@
 """The VAE -> GAN warm start (genhub.training.warm_start) and train/vaegan.py end to end on real faces."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,6 +9,8 @@ import torch
 from genhub import GenDCGAN, GenGAN, GenVAE, load_model
 from genhub.evaluation.metrics import _blur, laplacian_variance
 from genhub.training.warm_start import early_layers, gan_from_vae, load_vae_decoder, slow_early_layers
+
+from conftest import script
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "train" / "vaegan.py"
@@ -25,7 +26,7 @@ def _one_thread():
 
 def trained_looking_vae(prior="standard", **kwargs) -> GenVAE:
     """A conv VAE whose weights are far from their initialization, so a bad copy would show."""
-    vae = GenVAE(image_shape=(3, 32, 32), latent_dim=8, architecture="conv", conv_width=8, likelihood="gaussian", prior=prior, **kwargs)
+    vae = GenVAE(image_shape=(3, 32, 32), latent_dim=8, architecture="conv", width=8, likelihood="gaussian", prior=prior, **kwargs)
     with torch.no_grad():
         for parameter in vae.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.2)
@@ -123,10 +124,7 @@ def test_laplacian_variance_scores_blurred_images_lower():
 
 # -- train/vaegan.py ---------------------------------------------------------------------------
 def run_script(argv):
-    spec = importlib.util.spec_from_file_location("train_vaegan", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main(argv)
+    return script("vaegan").main(argv)
 
 
 def tiny_argv(data_dir, out) -> list[str]:

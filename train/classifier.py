@@ -10,44 +10,17 @@ test split, and saves the model with a card stating that accuracy.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from genhub.assets import CHECKOUT  # noqa: E402
-from genhub.models.classifier import DigitClassifier, random_jitter  # noqa: E402
-from genhub.data import load_images  # noqa: E402
-from genhub.training.cli import environment_summary, pick_device, save_json, seed_everything, to_unit_range  # noqa: E402
-
-
-def train_steps(model: DigitClassifier, optimizer, images: torch.Tensor, labels: torch.Tensor, batch_size: int, generator: torch.Generator, scheduler=None) -> float:
-    """One pass over (images, labels) in a random order; returns the mean loss."""
-    model.train()
-    order = torch.randperm(len(images), generator=generator)
-    total, count = 0.0, 0
-    for start in range(0, len(images), batch_size):
-        index = order[start : start + batch_size]
-        x = random_jitter(to_unit_range(images[index].to(model.device)), generator)
-        loss = F.cross_entropy(model(x), labels[index].to(model.device), label_smoothing=0.05)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        total += loss.item() * len(index)
-        count += len(index)
-    return total / count
-
-
-@torch.no_grad()
-def accuracy(model: DigitClassifier, images: torch.Tensor, labels: torch.Tensor) -> float:
-    predictions = model.predict(to_unit_range(images.to(model.device)))
-    return (predictions.cpu() == labels).float().mean().item()
+from genhub.assets import CHECKOUT
+from genhub.data import load_images
+from genhub.models.classifier import DigitClassifier
+from genhub.runtime import environment_summary, pick_device, seed_everything
+from genhub.training.base import save_json
+from genhub.training.classifier import accuracy, train_steps
 
 
 def main(argv=None) -> None:

@@ -35,8 +35,7 @@ import numpy as np
 import ot
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from genhub.objectives import divergences as dv  # noqa: E402
+from genhub.objectives import divergences as dv
 
 HELLINGER = dv.f_divergence("squared_hellinger")
 GAUSSIAN_P = (0.0, 1.0)  # mean, std of the data P

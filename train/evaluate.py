@@ -20,12 +20,11 @@ import shutil
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from genhub.data import DatasetError, accepted_sources  # noqa: E402
-from genhub.evaluation import evaluate_model, record_evaluation, write_json  # noqa: E402
-from genhub.models.hub import ModelLoadError, load_model  # noqa: E402
-from genhub.training.cli import pick_device  # noqa: E402
+from genhub.data import DatasetError, accepted_sources
+from genhub.evaluation import evaluate_model, record_evaluation, write_json
+from genhub.models.hub import ModelLoadError, load_model
+from genhub.runtime import pick_device
 
 
 def main(argv=None) -> dict:

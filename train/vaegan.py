@@ -1,60 +1,40 @@
 """Pre-train a conv VAE, then train a GAN whose generator starts from the VAE's decoder.
 
     python train/vaegan.py --dataset anime-faces                  # runs/vaegan/{vae,gan}/model
+    python train/vaegan.py --recipe recipes/vaegan-anime-faces.toml   # the bundled model's recipe
     python train/vaegan.py --dataset anime-faces --push --repo-id you/vaegan-anime-faces --vae-repo-id you/vae-anime-faces
     python train/vaegan.py --dataset comic-faces --objective hinge --width 32 --latent-dim 128
 
-Phase 1 is train/vae.py: a conv VAE with a Gaussian likelihood, the standard N(0, I) prior
-(the GAN samples z ~ N(0, I)) and --kl-weight, into --out/vae. Phase 2 builds a generator of
-the decoder's architecture (transposed convs without batch norm, tanh output), copies the
-decoder in (genhub.training.warm_start.gan_from_vae: before the first GAN step it draws exactly the
-VAE's mean images) and trains it with genhub's GAN trainer and --objective into --out/gan.
-Both model cards state the pre-training and link each other: by Hub id when --repo-id and
---vae-repo-id are given (with or without --push), else by relative folder path.
+Phase 1 is genhub.training.train_vae: a conv VAE with a Gaussian likelihood, the standard
+N(0, I) prior (the GAN samples z ~ N(0, I)) and --kl-weight, into --out/vae. Phase 2 builds a
+generator of the decoder's architecture (transposed convs without batch norm, tanh output),
+copies the decoder in (genhub.training.gan_from_vae: before the first GAN step it draws exactly
+the VAE's mean images) and trains it with genhub.training.train_gan and --objective into
+--out/gan. Both model cards state the pre-training and link each other: by Hub id when --repo-id
+and --vae-repo-id are given (with or without --push), else by relative folder path.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import shlex
-import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
-
-import torch  # noqa: E402
-
-from genhub import GenVAE, PushError, load_images, push_folder  # noqa: E402
-from genhub.evaluation import evaluate_for_card  # noqa: E402
-from genhub.models.gan import build_critic  # noqa: E402
-from genhub.objectives import OBJECTIVES, get_objective  # noqa: E402
-from genhub.training.gan import CHECKPOINT_NAME, GANTrainer, TrainingDiverged, TrainSettings  # noqa: E402
-from genhub.training.cli import (  # noqa: E402
+from genhub.objectives import OBJECTIVES
+from genhub.training.base import CHECKPOINT_NAME
+from genhub.training.cli import (
     add_common_arguments,
     add_evaluation_arguments,
-    check_evaluation_arguments,
-    check_push_arguments,
-    environment_summary,
+    check_common_arguments,
+    check_positive,
+    command_line,
     finish,
-    pick_device,
     run_cli,
-    save_json,
-    seed_everything,
+    user_errors,
 )
-from genhub.training.warm_start import gan_from_vae  # noqa: E402
-
-TRAIN_DIR = Path(__file__).resolve().parent
-
-
-def load_script(name: str):
-    """train/<name>.py as a module, to reuse its pieces."""
-    spec = importlib.util.spec_from_file_location(f"train_{name}", TRAIN_DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from genhub.training.recipes import parse_with_recipe
+from genhub.training.runs import train_gan, train_vae
+from genhub.training.warm_start import gan_from_vae
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -66,7 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--width", type=int, default=32, help="conv channels at full resolution (VAE, generator and critic)")
     model.add_argument("--image-size", type=int, default=None, help="square side; non-square images are center-cropped (default: the dataset's size)")
     model.add_argument("--channels", type=int, choices=[1, 3], default=None)
-    vae = parser.add_argument_group("phase 1: VAE pre-training (train/vae.py)")
+    vae = parser.add_argument_group("phase 1: VAE pre-training")
     vae.add_argument("--vae-epochs", type=int, default=10)
     vae.add_argument("--vae-lr", type=float, default=1e-3)
     vae.add_argument("--kl-weight", type=float, default=1.0, help="weight of the KL term (beta); 1 trains the true ELBO")
@@ -81,20 +61,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                           "sooner in benchmarks/warm_start.py, see docs/warm_start)")
     gan.add_argument("--n-critic", type=int, default=None)
     gan.add_argument("--ema-decay", type=float, default=0.999)
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 on a busy shared CPU)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (log files)")
     parser.add_argument("--card-note", default=None, help="a sentence for the GAN card's training section (e.g. the machine)")
     add_evaluation_arguments(parser)
-    args = parser.parse_args(argv)
-    check_push_arguments(parser, args)
-    check_evaluation_arguments(parser, args)
+    args = parse_with_recipe(parser, argv, script="vaegan")
     if args.push and not args.vae_repo_id:
         parser.error("--push needs --vae-repo-id too (e.g. --vae-repo-id your-name/vae-anime-faces): both models are pushed")
-    for name in ("epochs", "vae_epochs", "batch_size", "latent_dim", "width"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be a positive integer")
-    if not args.generator_lr_scale > 0:
-        parser.error("--generator-lr-scale must be positive")
+    check_positive(parser, args, "vae_epochs", "latent_dim", "width", "vae_lr", "lr", "n_critic", "generator_lr_scale", "vae_eval_k",
+                   "vae_eval_limit", "image_size")
+    if args.resume:
+        parser.error("train/vaegan.py has no --resume: resume its phases with train/vae.py --out OUT/vae and train/gan.py --out OUT/gan")
+    check_common_arguments(parser, args)
     return args
 
 
@@ -106,76 +82,48 @@ def link(repo_id: str | None, target: Path, card_folder: Path) -> str:
     return f"[{relative}]({relative})"
 
 
-def vae_argv(args, out: Path) -> list[str]:
-    """train/vae.py's command line for phase 1 (it saves, the push happens at the end)."""
-    argv = ["--dataset", str(args.dataset), "--split", args.split, "--epochs", str(args.vae_epochs), "--batch-size", str(args.batch_size),
-            "--seed", str(args.seed), "--device", args.device, "--out", str(out), "--arch", "conv", "--latent-dim", str(args.latent_dim),
-            "--conv-width", str(args.width), "--likelihood", "gaussian", "--prior", "standard", "--lr", str(args.vae_lr),
-            "--kl-weight", str(args.kl_weight), "--kl-warmup", str(args.kl_warmup), "--eval-k", str(args.vae_eval_k),
-            "--eval-limit", str(args.vae_eval_limit), *(["--no-eval"] if args.no_eval else ["--eval-samples", str(args.eval_samples)])]
-    for flag, value in (("--limit", args.limit), ("--image-size", args.image_size), ("--channels", args.channels)):
-        if value is not None:
-            argv += [flag, str(value)]
-    return argv
+def phase_args(args, **fields) -> argparse.Namespace:
+    """One phase's settings: this script's, with the phase's own fields."""
+    return argparse.Namespace(**{**vars(args), "resume": False, "recipe": args.recipe, **fields})
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
     out = Path(args.out)
     vae_folder, gan_folder = out / "vae" / "model", out / "gan" / "model"
-    if (out / "gan" / CHECKPOINT_NAME).exists():
-        raise SystemExit(f"error: {out / 'gan' / CHECKPOINT_NAME} exists; choose another --out")
-    command = "python train/vaegan.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    if (out / "gan" / CHECKPOINT_NAME).exists() or (out / "vae" / CHECKPOINT_NAME).exists():
+        raise SystemExit(f"error: {out} already holds a VAE-then-GAN run; choose another --out")
+    command = command_line("train/vaegan.py", argv)
 
-    # Phase 1: the VAE, with a card that names the GAN it seeds.
+    with user_errors():
+        vae, gan = vae_then_gan(args, out, command, vae_folder, gan_folder)
+    finish(gan.model, gan.folder, gan.card, args)  # saves, pushes the GAN (exits 2 if that fails)
+    finish(vae.model, vae.folder, vae.card, args, repo_id=args.vae_repo_id)
+    return {"vae": vae.metrics, "vae_folder": vae_folder, "gan_folder": gan_folder, "trainer": gan.trainer}
+
+
+def vae_then_gan(args, out: Path, command: str, vae_folder: Path, gan_folder: Path):
+    """The pipeline: two library calls, the VAE's decoder handed to the GAN."""
     vae_card = {"warm_start_gan": link(args.repo_id, gan_folder, vae_folder), "command": command}
-    if args.push:  # the usage snippet names the Hub repository (train/vae.py itself does not push here)
+    if args.push:  # the usage snippet names the Hub repository
         vae_card["repo_id"] = args.vae_repo_id
-    vae_metrics = load_script("vae").main(vae_argv(args, out / "vae"), card_extra=vae_card)
-    vae = GenVAE.from_pretrained(vae_folder).to(device)
-
+    vae = train_vae(phase_args(args, out=out / "vae", epochs=args.vae_epochs, arch="conv", hidden=[512, 256], likelihood="gaussian",
+                               prior="standard", lr=args.vae_lr, train_k=1, time_budget=None, val_split="auto", eval_only=False,
+                               eval_k=args.vae_eval_k, eval_limit=args.vae_eval_limit), card_extra=vae_card)
     # Phase 2: the GAN from the decoder, trained by the one GAN trainer.
-    seed_everything(args.seed)  # the critic's initial weights
-    data = load_images(args.dataset, split=args.split, limit=args.limit, image_size=args.image_size, channels=args.channels)
-    objective = get_objective(args.objective)
-    critic = build_critic(objective, data.image_shape, width=args.width)  # the critic kind the objective declares
-    settings = TrainSettings(batch_size=args.batch_size, n_critic=args.n_critic, lr=args.lr, generator_lr_scale=args.generator_lr_scale,
-                             ema_decay=args.ema_decay, seed=args.seed, progress=not args.no_progress)
-    trainer = GANTrainer(gan_from_vae(vae, args.objective), critic, objective, out=out / "gan", settings=settings, device=device)
-    trainer.commands.append(command)
-    print(f"GAN from the VAE decoder: {len(data)} images {data.image_shape}, objective {objective.name}, "
-          f"{trainer.model.num_parameters():,} generator parameters, on {environment_summary(device)}", flush=True)
-    try:
-        trainer.fit(data.images, epochs=args.epochs)
-    except TrainingDiverged as error:
-        raise SystemExit(f"error: {error}") from error
-
-    gan_folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(out / "gan" / "samples" / f"epoch_{trainer.epoch:03d}.png", gan_folder / "samples.png")
-    save_json(out / "gan" / "history.json", {"epochs": trainer.epoch, "train_seconds": trainer.train_seconds, "history": trainer.history})
-    card = load_script("gan").card_context(args, trainer, len(data), device)
-    card.update(
-        model_name=f"{type(trainer.model).__name__} on {args.dataset}, warm-started from a VAE decoder",
-        script="train/vaegan.py",
-        pretrained_vae=link(args.vae_repo_id, vae_folder, gan_folder),
-        pretraining=f"{vae_metrics['best_epoch']} of {args.vae_epochs} epochs kept (best validation ELBO), "
-                    f"-ELBO {vae_metrics['validation_neg_elbo']:.1f} nats, KL weight {args.kl_weight:g}, "
-                    f"{vae_metrics['train_minutes']:.1f} min wall time",
-    )
-    model = trainer.sampling_model()
-    if not args.no_eval:
-        card = evaluate_for_card(model, args.dataset, card, gan_folder, num_samples=args.eval_samples, seed=args.seed)
-    finish(model, gan_folder, card, args)  # saves, pushes the GAN (exits 2 if that fails)
-    if args.push:
-        try:
-            print(f"pushed the VAE to {push_folder(vae_folder, args.vae_repo_id, private=args.private, token=args.token)}")
-        except PushError as error:
-            print(f"error: {error}", file=sys.stderr)
-            raise SystemExit(2) from error
-    return {"vae": vae_metrics, "vae_folder": vae_folder, "gan_folder": gan_folder, "trainer": trainer}
+    metrics = vae.metrics
+    gan_card = {
+        "script": "train/vaegan.py",
+        "pretrained_vae": link(args.vae_repo_id, vae_folder, gan_folder),
+        "pretraining": f"{metrics['best_epoch']} of {args.vae_epochs} epochs kept (best validation ELBO), "
+                       f"-ELBO {metrics['validation_neg_elbo']:.1f} nats, KL weight {args.kl_weight:g}, "
+                       f"{metrics['train_minutes']:.1f} min of training",
+    }
+    generator = gan_from_vae(vae.model, args.objective)
+    gan_card["model_name"] = f"{type(generator).__name__} on {vae.card['dataset']}, warm-started from a VAE decoder"
+    gan = train_gan(phase_args(args, out=out / "gan", arch="conv", hidden=[512, 512, 512], critic_norm="auto"),
+                    generator=generator, command=command, card_extra=gan_card)
+    return vae, gan
 
 
 if __name__ == "__main__":

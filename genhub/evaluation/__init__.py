@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from . import metrics as M
-from genhub.data import DATASETS, DatasetError, load_images
+from genhub.data import DATASETS, DatasetError, dataset_key, load_images
 from genhub.runtime import eval_mode
 
 DIGIT_DATASETS = {"mnist", "binarized-mnist"}
@@ -113,11 +113,7 @@ def _rounded(key: str, value):
 # -- data -------------------------------------------------------------------------------------
 def dataset_family(dataset: str) -> str | None:
     """The short name of a dataset given by name or by a local folder of the shared layout."""
-    text = str(dataset).lower()
-    if text in DATASETS:
-        return text
-    name = Path(str(dataset)).name.lower()
-    return next((key for key, spec in DATASETS.items() if spec.local_name == name or spec.hub_id.lower() == text), None)
+    return dataset_key(dataset)
 
 
 def reference_images(dataset: str, image_shape, split: str = "auto", limit: int | None = None) -> tuple[torch.Tensor, str]:

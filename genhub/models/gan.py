@@ -5,8 +5,9 @@
     GenWGAN     Wasserstein GAN, weight clipping or gradient penalty (Arjovsky et al. 2017,
                 Gulrajani et al. 2017)
 
-All three share one generator design, chosen by `architecture`:
-  "dcgan"  linear -> small feature map -> stride-2 transposed convs with batch norm (nets.ConvDecoder);
+All three share one generator design, chosen by `architecture` (the same names and `width` as
+GenVAE's; configs saved before the names were unified, with "dcgan", still load as "conv"):
+  "conv"   linear -> small feature map -> stride-2 transposed convs with batch norm (nets.ConvDecoder);
            `batch_norm=False` drops the norms, which makes it the conv VAE's decoder layer for
            layer, so a VAE decoder can seed the generator (genhub.training.warm_start)
   "mlp"    the fully connected generator of the classic WGAN demos (ReLU hidden layers)
@@ -25,11 +26,17 @@ from torch import nn
 from genhub.models.hub import GenModel
 from genhub.models.nets import ConvDecoder, ConvEncoder, check_image_shape, mlp
 
-ARCHITECTURES = ("dcgan", "mlp")
+ARCHITECTURES = ("conv", "mlp")
+LEGACY_ARCHITECTURES = {"dcgan": "conv"}  # the old name of "conv", in configs and checkpoints saved before
 
 
 def _leaky_relu() -> nn.Module:
     return nn.LeakyReLU(0.2)
+
+
+def canonical_architecture(architecture: str) -> str:
+    """"conv" or "mlp"; the legacy "dcgan" is "conv"."""
+    return LEGACY_ARCHITECTURES.get(architecture, architecture)
 
 
 def _check_architecture(architecture: str, width: int, hidden_dims) -> tuple[int, ...]:
@@ -55,12 +62,13 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.zeros_(layer.bias)
 
 
-def build_generator(latent_dim: int, image_shape, architecture: str = "dcgan", width: int = 64, hidden_dims=(512, 512, 512),
+def build_generator(latent_dim: int, image_shape, architecture: str = "conv", width: int = 64, hidden_dims=(512, 512, 512),
                     batch_norm: bool = True) -> nn.Sequential:
-    """z (N, latent_dim) -> images (N, C, H, W) in [-1, 1]. `batch_norm` applies to "dcgan" only."""
+    """z (N, latent_dim) -> images (N, C, H, W) in [-1, 1]. `batch_norm` applies to "conv" only."""
     image_shape = check_image_shape(image_shape)
+    architecture = canonical_architecture(architecture)
     hidden = _check_architecture(architecture, width, hidden_dims)
-    if architecture == "dcgan":
+    if architecture == "conv":
         network = nn.Sequential(ConvDecoder(latent_dim, image_shape, width=width, batch_norm=batch_norm), nn.Tanh())
         dcgan_init(network)
         return network
@@ -72,22 +80,23 @@ class Critic(nn.Module):
     """Images in [-1, 1] -> one raw score per image, shape (N,), or `out_features` features per
     image, shape (N, out_features), for the feature objectives (McGAN, MMD-GAN, Cramér GAN).
 
-    "dcgan": stride-2 convs (nets.ConvEncoder) with `norm` "batch" (DCGAN), or "layer"/"none"
+    "conv": stride-2 convs (nets.ConvEncoder) with `norm` "batch" (DCGAN), or "layer"/"none"
     for gradient-penalty training, where batch norm would couple the per-sample gradients.
     "mlp": LeakyReLU hidden layers, never normalized.
     """
 
-    def __init__(self, image_shape, architecture: str = "dcgan", width: int = 64, hidden_dims=(512, 512, 512), norm: str = "batch",
+    def __init__(self, image_shape, architecture: str = "conv", width: int = 64, hidden_dims=(512, 512, 512), norm: str = "batch",
                  out_features: int = 1):
         super().__init__()
         self.image_shape = check_image_shape(image_shape)
+        architecture = canonical_architecture(architecture)
         hidden = _check_architecture(architecture, width, hidden_dims)
         if isinstance(out_features, bool) or int(out_features) < 1:
             raise ValueError(f"out_features must be a positive integer, got {out_features}")
         self.out_features = int(out_features)
         self.config = {"image_shape": list(self.image_shape), "architecture": architecture, "width": int(width), "hidden_dims": list(hidden),
                        "norm": norm, "out_features": self.out_features}
-        if architecture == "dcgan":
+        if architecture == "conv":
             self.body = ConvEncoder(self.image_shape, self.out_features, width=width, norm=norm, activation=_leaky_relu)
             dcgan_init(self.body)
         else:
@@ -102,22 +111,23 @@ class AutoencoderCritic(nn.Module):
     """Images in [-1, 1] -> their reconstructions, same shape: the energy-based critics of EBGAN,
     BEGAN and MAGAN, whose energy is the reconstruction error.
 
-    "dcgan": nets.ConvEncoder down to a `code_dim` code, nets.ConvDecoder back up (batch norm in
+    "conv": nets.ConvEncoder down to a `code_dim` code, nets.ConvDecoder back up (batch norm in
     the decoder only with norm "batch"). "mlp": LeakyReLU layers `hidden_dims` down to the code
     and the same sizes back up. The output is linear: a reconstruction, not a probability.
     """
 
-    def __init__(self, image_shape, architecture: str = "dcgan", width: int = 64, hidden_dims=(512, 512, 512), norm: str = "none",
+    def __init__(self, image_shape, architecture: str = "conv", width: int = 64, hidden_dims=(512, 512, 512), norm: str = "none",
                  code_dim: int = 64):
         super().__init__()
         self.image_shape = check_image_shape(image_shape)
+        architecture = canonical_architecture(architecture)
         hidden = _check_architecture(architecture, width, hidden_dims)
         if isinstance(code_dim, bool) or int(code_dim) < 1:
             raise ValueError(f"code_dim must be a positive integer, got {code_dim}")
         code_dim = int(code_dim)
         self.config = {"class": "AutoencoderCritic", "image_shape": list(self.image_shape), "architecture": architecture, "width": int(width),
                        "hidden_dims": list(hidden), "norm": norm, "code_dim": code_dim}
-        if architecture == "dcgan":
+        if architecture == "conv":
             self.encoder = ConvEncoder(self.image_shape, code_dim, width=width, norm=norm, activation=_leaky_relu)
             self.decoder = ConvDecoder(code_dim, self.image_shape, width=width, batch_norm=norm == "batch")
             dcgan_init(self)
@@ -130,7 +140,7 @@ class AutoencoderCritic(nn.Module):
         return self.decoder(self.encoder(images))
 
 
-def build_critic(objective, image_shape, architecture: str = "dcgan", width: int = 64, hidden_dims=(512, 512, 512), norm: str | None = None) -> nn.Module:
+def build_critic(objective, image_shape, architecture: str = "conv", width: int = 64, hidden_dims=(512, 512, 512), norm: str | None = None) -> nn.Module:
     """The critic an objective (a name or a genhub.objectives.Objective) declares in `critic_kind`:
     a one-score Critic, a Critic with `feature_dim` outputs, or an AutoencoderCritic.
     `norm` None takes the objective's own `critic_norm`."""
@@ -164,7 +174,7 @@ class GenGAN(GenModel):
         self,
         image_shape: tuple[int, int, int] = (1, 28, 28),
         latent_dim: int = 100,
-        architecture: str = "dcgan",
+        architecture: str = "conv",
         width: int = 64,
         hidden_dims: tuple[int, ...] = (512, 512, 512),
         objective: str | None = None,
@@ -175,11 +185,13 @@ class GenGAN(GenModel):
             raise ValueError(f"latent_dim must be a positive integer, got {latent_dim}")
         self.image_shape = check_image_shape(image_shape)
         self.latent_dim = int(latent_dim)
-        self.architecture = architecture
+        self.architecture = canonical_architecture(architecture)
+        if self._hub_mixin_config:  # save the canonical name, also for a config read with the legacy one
+            self._hub_mixin_config["architecture"] = self.architecture
         self.objective = objective or self.default_objective
         self.width = int(width)
         self.batch_norm = bool(batch_norm)
-        self.generator = build_generator(self.latent_dim, self.image_shape, architecture, width, hidden_dims, batch_norm=self.batch_norm)
+        self.generator = build_generator(self.latent_dim, self.image_shape, self.architecture, width, hidden_dims, batch_norm=self.batch_norm)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.latent_dim:

@@ -62,6 +62,7 @@ class HubModel(
     rendered from `model_cards/<card_family>.md`, strict loading with clear errors."""
 
     card_family: ClassVar[str] = "generic"
+    legacy_config_keys: ClassVar[dict[str, str]] = {}  # config.json keys of older releases -> today's argument
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -113,6 +114,11 @@ class HubModel(
             _check_local_folder(Path(source))
         elif os.path.exists(source):
             raise ModelLoadError(f"{source} is a file; pass the folder that holds config.json and {WEIGHTS_NAME}.")
+        if cls.legacy_config_keys:
+            config = read_config(source, **{k: v for k, v in kwargs.items() if k in HUB_DOWNLOAD_KWARGS})
+            for old, new in cls.legacy_config_keys.items():
+                if old in config and new not in config and new not in kwargs:
+                    kwargs[new] = config[old]
         try:
             return super().from_pretrained(source, strict=strict, **kwargs)
         except ModelLoadError:
@@ -157,9 +163,11 @@ def _check_local_folder(folder: Path) -> None:
     if not config.exists():
         raise ModelLoadError(f"{folder} has no {CONFIG_NAME}; it is not a saved genhub model.")
     try:
-        json.loads(config.read_text(encoding="utf-8"))
+        content = json.loads(config.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ModelLoadError(f"{config} is corrupt (not valid JSON: {error}).") from error
+    if not isinstance(content, dict):
+        raise ModelLoadError(f"{config} is not a JSON object of constructor arguments (it holds a {type(content).__name__}).")
     if not (folder / WEIGHTS_NAME).exists():
         raise ModelLoadError(f"{folder} has {CONFIG_NAME} but no weights file {WEIGHTS_NAME}.")
 
@@ -184,19 +192,36 @@ def _explain_load_error(cls, source: str, error: Exception) -> str:
     return f"Could not load {cls.__name__} from {source!r}: {name}: {error}"
 
 
-def load_model(source, **kwargs) -> HubModel:
-    """Load any genhub model, picking its class from config.json's `genhub_class`."""
+HUB_DOWNLOAD_KWARGS = ("cache_dir", "revision", "token", "local_files_only", "force_download")
+
+
+def read_config(source, **hub_kwargs) -> dict:
+    """config.json of a local model folder or a Hub id (through the Hub cache), as a dict;
+    `hub_kwargs` are hf_hub_download's (cache_dir, revision, token, ...)."""
     source = str(source)
     if os.path.isdir(source):
         _check_local_folder(Path(source))
-        config = json.loads((Path(source) / CONFIG_NAME).read_text(encoding="utf-8"))
+        path = Path(source) / CONFIG_NAME
     else:
         from huggingface_hub import hf_hub_download
 
         try:
-            config = json.loads(Path(hf_hub_download(source, CONFIG_NAME)).read_text(encoding="utf-8"))
+            path = Path(hf_hub_download(source, CONFIG_NAME, **hub_kwargs))
         except Exception as error:
             raise ModelLoadError(_explain_load_error(HubModel, source, error)) from error
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelLoadError(f"{path} is corrupt (not valid JSON: {error}).") from error
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{path} is not a JSON object of constructor arguments (it holds a {type(config).__name__}).")
+    return config
+
+
+def load_model(source, **kwargs) -> HubModel:
+    """Load any genhub model, picking its class from config.json's `genhub_class`."""
+    source = str(source)
+    config = read_config(source, **{k: v for k, v in kwargs.items() if k in HUB_DOWNLOAD_KWARGS})
     class_name = config.get(CLASS_KEY)
     if class_name not in MODEL_CLASSES:
         raise ModelLoadError(f"{source!r}: config.json names no known genhub class ({class_name!r}); known: {sorted(MODEL_CLASSES)}")

@@ -5,6 +5,10 @@
     p(x|z) = Bernoulli(sigmoid(f(z)))         binary images (binarized MNIST)
            | N(sigmoid(f(z)), sigma_c^2)      grey/RGB images, a learned scale per channel
 
+`architecture` "conv" (nets.ConvEncoder / nets.ConvDecoder, `width` channels at full
+resolution: the GANs' conv nets) or "mlp" (`hidden_dims`). Configs saved before the names were
+unified call `width` "conv_width"; they still load.
+
 Log-likelihoods are in nats per example, summed over pixels.
 """
 
@@ -25,6 +29,7 @@ PRIORS = ("standard", "mog", "vamp")
 
 class GenVAE(GenModel):
     card_family = "vae"
+    legacy_config_keys = {"conv_width": "width"}  # old config.json key -> constructor argument
 
     def __init__(
         self,
@@ -32,7 +37,7 @@ class GenVAE(GenModel):
         latent_dim: int = 32,
         architecture: str = "mlp",
         hidden_dims: tuple[int, ...] = (512, 256),
-        conv_width: int = 32,
+        width: int = 32,
         likelihood: str = "bernoulli",
         prior: str = "standard",
         num_pseudo_inputs: int = 500,
@@ -57,8 +62,8 @@ class GenVAE(GenModel):
             self.encoder = nn.Sequential(nn.Flatten(), mlp([pixels, *hidden, 2 * latent_dim]))
             self.decoder = nn.Sequential(mlp([latent_dim, *hidden[::-1], pixels]), nn.Unflatten(1, self.image_shape))
         else:
-            self.encoder = ConvEncoder(self.image_shape, 2 * latent_dim, width=conv_width, norm="none", activation=nn.SiLU)
-            self.decoder = ConvDecoder(latent_dim, self.image_shape, width=conv_width, batch_norm=False)
+            self.encoder = ConvEncoder(self.image_shape, 2 * latent_dim, width=width, norm="none", activation=nn.SiLU)
+            self.decoder = ConvDecoder(latent_dim, self.image_shape, width=width, batch_norm=False)
         if likelihood == "gaussian":
             self.log_scale = nn.Parameter(torch.full((self.image_shape[0], 1, 1), math.log(0.1)))
         if prior == "vamp":

@@ -1,6 +1,6 @@
 """Warm start: a GAN generator initialized from a pre-trained conv VAE's decoder.
 
-A conv GenVAE decodes z to sigmoid(f(z)), f = nets.ConvDecoder(batch_norm=False); a "dcgan"
+A conv GenVAE decodes z to sigmoid(f(z)), f = nets.ConvDecoder(batch_norm=False); a "conv"
 GenGAN built with `batch_norm=False` and the same width is tanh(f(z)) with the same layers.
 Since sigmoid(x) = (1 + tanh(x / 2)) / 2, copying f and halving its last layer's weight and
 bias makes the generator's `decode(z)` equal the VAE's mean image `decode(z)` before the
@@ -20,12 +20,12 @@ def _conv_decoder(model, role: str) -> ConvDecoder:
     decoder = model.decoder if role == "VAE" else model.generator[0]
     if not isinstance(decoder, ConvDecoder):
         kind = f"architecture {model._hub_mixin_config.get('architecture')!r}"
-        raise ValueError(f"warm start needs a conv decoder, but the {role} has {kind}; use a conv VAE and a 'dcgan' GAN")
+        raise ValueError(f"warm start needs a conv decoder, but the {role} has {kind}; use a conv VAE and a 'conv' GAN")
     return decoder
 
 
 def decoder_width(vae: GenVAE) -> int:
-    """Channels of the decoder's last feature map (the VAE's `conv_width`)."""
+    """Channels of the decoder's last feature map (the VAE's `width`)."""
     return _conv_decoder(vae, "VAE").blocks[-1].in_channels
 
 
@@ -42,7 +42,7 @@ def load_vae_decoder(generator: GenGAN, vae: GenVAE) -> GenGAN:
     source = _conv_decoder(vae, "VAE").state_dict()
     target = _conv_decoder(generator, "generator")
     target_state = target.state_dict()
-    hint = f"build the GAN with architecture='dcgan', width={decoder_width(vae)}, batch_norm=False (or use gan_from_vae)"
+    hint = f"build the GAN with architecture='conv', width={decoder_width(vae)}, batch_norm=False (or use gan_from_vae)"
     if source.keys() != target_state.keys():
         only_gan = sorted(set(target_state) - set(source))[:3]
         only_vae = sorted(set(source) - set(target_state))[:3]
@@ -61,7 +61,7 @@ def load_vae_decoder(generator: GenGAN, vae: GenVAE) -> GenGAN:
 def gan_from_vae(vae: GenVAE, objective: str = "dcgan") -> GenGAN:
     """A new generator of the VAE decoder's architecture, initialized from it, saved as the
     Hub class of `objective` (GenDCGAN for "dcgan", ...)."""
-    generator = gan_class(objective)(image_shape=tuple(vae.image_shape), latent_dim=vae.latent_dim, architecture="dcgan",
+    generator = gan_class(objective)(image_shape=tuple(vae.image_shape), latent_dim=vae.latent_dim, architecture="conv",
                                      width=decoder_width(vae), batch_norm=False, objective=objective)
     return load_vae_decoder(generator.to(vae.device), vae)
 

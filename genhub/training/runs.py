@@ -1,0 +1,313 @@
+"""Whole training runs, as the scripts in train/ call them: data, model, trainer, evaluation and
+the model card, ending in a saved folder (`finish` then pushes it when asked).
+
+    run = train_vae(args)                        # train/vae.py
+    run = train_gan(args)                        # train/gan.py
+    vae = train_vae(vae_args)                    # train/vaegan.py: the VAE-then-GAN pipeline is
+    gan = train_gan(gan_args, generator=gan_from_vae(vae.model, ...))   # these two calls
+
+`args` is the namespace of the script's flags (or a recipe's fields); each function says which
+it reads. Every run writes into `args.out`: checkpoints, grids, history and `model/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from genhub.data import DATASETS, DatasetError, dataset_key, load_images
+from genhub.evaluation import evaluate_for_card
+from genhub.evaluation.metrics import iwae_nll
+from genhub.images import to_unit_range
+from genhub.models.gan import GenGAN, build_critic, gan_class
+from genhub.models.hub import GenModel
+from genhub.models.vae import GenVAE
+from genhub.objectives import get_objective
+from genhub.runtime import environment_summary, pick_device, seed_everything
+from genhub.training.base import CHECKPOINT_NAME, save_json
+from genhub.training.gan import GANTrainer, TrainSettings, read_checkpoint
+from genhub.training.vae import BEST_FOLDER, HISTORY_NAME, VAESettings, VAETrainer
+
+MODEL_FOLDER = "model"
+
+
+@dataclass
+class Run:
+    """What a run leaves: the final model, its folder (not yet pushed), its card context, metrics."""
+
+    model: GenModel
+    folder: Path
+    card: dict
+    metrics: dict = field(default_factory=dict)
+    trainer: GANTrainer | VAETrainer | None = None
+    num_train: int = 0
+
+
+def dataset_card(dataset, split: str, num_train: int) -> dict:
+    """How a card names its data: by genhub name and Hub id, also when it was read from a local
+    mirror folder (a path is never the card's dataset name)."""
+    key = dataset_key(dataset)
+    spec = DATASETS.get(key) if key else None
+    is_path = Path(str(dataset)).exists()
+    return {
+        "dataset": key if key else (Path(str(dataset)).name if is_path else str(dataset)),
+        "dataset_description": spec.description if spec else None,
+        "dataset_id": spec.hub_id if spec else (None if is_path else str(dataset)),
+        "train_split": split,
+        "num_train": num_train,
+    }
+
+
+def recipe_card(args) -> dict:
+    recipe = getattr(args, "recipe", None)
+    return {"recipe": Path(recipe).as_posix() if recipe else None}
+
+
+def set_threads(args) -> None:
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+
+
+# -- the VAE -----------------------------------------------------------------------------------
+def load_vae_splits(args) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """uint8 train and validation images, and the name of the validation split used
+    (`args.val_split` "auto": validation, else test, else 5% of train)."""
+    options = dict(image_size=args.image_size, channels=args.channels)
+    train = load_images(args.dataset, split=args.split, limit=args.limit, **options).images
+    candidates = ["validation", "test"] if args.val_split == "auto" else [args.val_split]
+    for split in candidates:
+        try:
+            return train, load_images(args.dataset, split=split, **options).images, split
+        except DatasetError as error:
+            if args.val_split != "auto" or "has no split" not in str(error):
+                raise
+    held_out = max(1, len(train) // 20)  # no validation split: hold out 5% of train
+    return train[held_out:], train[:held_out], f"{args.split}[:{held_out}]"
+
+
+def vae_settings(args) -> VAESettings:
+    return VAESettings(batch_size=args.batch_size, seed=args.seed, lr=args.lr, kl_weight=args.kl_weight, kl_warmup=args.kl_warmup,
+                       train_k=args.train_k, progress=not getattr(args, "no_progress", False))
+
+
+def build_vae(args, train: torch.Tensor) -> GenVAE:
+    binary = bool(((train == 0) | (train == 255)).all())
+    likelihood = ("bernoulli" if binary else "gaussian") if args.likelihood == "auto" else args.likelihood
+    return GenVAE(image_shape=tuple(train.shape[1:]), latent_dim=args.latent_dim, architecture=args.arch, hidden_dims=tuple(args.hidden),
+                  width=args.width, likelihood=likelihood, prior=args.prior)
+
+
+def train_vae(args, *, command: str | None = None, card_extra: dict | None = None) -> Run:
+    """Train (or resume, or with `args.eval_only` only package) a GenVAE, estimate its validation
+    NLL with the IWAE bound, evaluate its samples, and save it with its card to out/model.
+
+    Reads: dataset, split, limit, image_size, channels, val_split, arch, latent_dim, hidden, width,
+    likelihood, prior, lr, kl_weight, kl_warmup, train_k, batch_size, epochs, time_budget (minutes),
+    seed, device, out, resume, eval_only, eval_k, eval_limit, eval_samples, no_eval."""
+    set_threads(args)
+    seed_everything(args.seed)
+    device = pick_device(args.device)
+    out = Path(args.out)
+    checkpoint = out / CHECKPOINT_NAME
+    if not args.eval_only and not args.resume and (checkpoint.exists() or (out / BEST_FOLDER).exists()):
+        raise ValueError(f"{out} already holds a VAE run ({CHECKPOINT_NAME} or {BEST_FOLDER}/); pass --resume to continue it, "
+                         "--eval-only to package it, or choose another --out")
+    train, validation, val_split = load_vae_splits(args)
+    if args.eval_only:
+        if not (out / HISTORY_NAME).exists() or not (out / BEST_FOLDER).exists():
+            raise ValueError(f"--eval-only needs a finished or stopped run in {out} ({HISTORY_NAME} and {BEST_FOLDER}/)")
+        trainer = None
+    else:
+        if args.resume:
+            trainer = VAETrainer.from_checkpoint(checkpoint, out=out, device=device, progress=not getattr(args, "no_progress", False))
+            print(f"resumed {checkpoint} at epoch {trainer.epoch}; model and optimizer options come from the checkpoint")
+        else:
+            trainer = VAETrainer(build_vae(args, train), out=out, settings=vae_settings(args), device=device)
+        if command:
+            trainer.commands.append(command)
+        model = trainer.model
+        print(f"{len(train)} train / {len(validation)} {val_split} images {tuple(train.shape[1:])}, {model.likelihood} likelihood, "
+              f"{model.num_parameters():,} parameters, on {environment_summary(device)}", flush=True)
+        seconds = args.time_budget * 60 if args.time_budget else None
+        trainer.fit(train, args.epochs, seconds=seconds, validation=validation)
+    return package_vae(args, train, validation, val_split, out, device, trainer=trainer, card_extra=card_extra)
+
+
+def package_vae(args, train, validation, val_split: str, out: Path, device, trainer: VAETrainer | None = None,
+                card_extra: dict | None = None) -> Run:
+    """Load out/best, estimate its NLL, evaluate it, and save it with its card to out/model."""
+    import json
+
+    record = json.loads((out / HISTORY_NAME).read_text(encoding="utf-8"))
+    history = record["history"]
+    best = max(history, key=lambda entry: entry["val_elbo"])
+    model = GenVAE.from_pretrained(out / BEST_FOLDER).to(device)
+    eval_set = validation[: args.eval_limit] if args.eval_limit else validation
+    eval_start = time.time()
+    nll = iwae_nll(model, to_unit_range(eval_set), k=args.eval_k, seed=args.seed)
+    train_minutes = history[-1]["minutes"]
+    metrics = {
+        "validation_neg_elbo": round(-best["val_elbo"], 2),
+        f"validation_nll_iwae_k{args.eval_k}": round(nll["nll"], 2),
+        "nll_standard_error": round(nll["nll_stderr"], 3),
+        "nll_images": len(eval_set),
+        "best_epoch": best["epoch"],
+        "train_minutes": round(train_minutes, 1),
+        "eval_minutes": round((time.time() - eval_start) / 60, 1),
+    }
+    print(f"validation NLL (IWAE, k={args.eval_k}, {len(eval_set)} images): {nll['nll']:.2f} nats; -ELBO {-best['val_elbo']:.2f}")
+    folder = out / MODEL_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    model.grid(model.sample(64, seed=0), nrow=8, scale=2).save(folder / "samples.png")
+    data = dataset_card(args.dataset, args.split, len(train))
+    nll_label = f"validation NLL, IWAE k={args.eval_k} ({len(eval_set)} images, nats)"
+    card = {
+        "model_name": f"GenVAE on {data['dataset']}",
+        **data,
+        **recipe_card(args),
+        "sample_image": "samples.png",
+        "command": "\n".join(trainer.commands) if trainer is not None and trainer.commands else None,
+        "training": {
+            "epochs run": len(history), "best epoch": best["epoch"], "batch size": args.batch_size, "learning rate": args.lr,
+            "schedule": "Adam, cosine decay over the budget (epochs or time)", "KL weight": args.kl_weight,
+            "KL warm-up epochs": args.kl_warmup, "training bound k": args.train_k, "seed": args.seed, "hardware": record["hardware"],
+            "training time": f"{train_minutes:.1f} min",
+        },
+        "metrics": {
+            f"validation -ELBO ({val_split}, {len(validation)} images, nats)": f"{-best['val_elbo']:.2f}",
+            nll_label: f"{nll['nll']:.2f}",
+            "standard error of that NLL over images (nats)": f"{nll['nll_stderr']:.2f}",
+        },
+        "eval_results": [nll_eval_result(data, val_split, args.eval_k, nll["nll"])],
+        "metrics_note": "The NLL is the importance-sampled bound of Burda et al. (2016), an upper bound on the true "
+                        "negative log-likelihood that tightens as k grows.",
+    }
+    if not args.no_eval:  # sample quality; the NLL above is the held-out likelihood, so not recomputed here
+        card = evaluate_for_card(model, args.dataset, card, folder, num_samples=args.eval_samples, seed=args.seed)
+    card = {**card, **(card_extra or {})}
+    model.save_pretrained(folder, model_card_kwargs=card)
+    save_json(out / "metrics.json", {**metrics, "history": history, "args": _jsonable(vars(args))})
+    return Run(model=model, folder=folder, card=card, metrics=metrics, trainer=trainer, num_train=len(train))
+
+
+def nll_eval_result(data: dict, split: str, k: int, nll: float):
+    """The VAE's NLL as a model-index entry of the card's metadata."""
+    from huggingface_hub import EvalResult
+
+    return EvalResult(task_type="unconditional-image-generation", task_name="Unconditional image generation", dataset_type=data["dataset_id"] or data["dataset"],
+                      dataset_name=data["dataset"], dataset_split=split, metric_type="nll",
+                      metric_name=f"negative log-likelihood (IWAE k={k}, nats)", metric_value=round(nll, 2))
+
+
+def _jsonable(values: dict) -> dict:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items() if k not in ("token",)}
+
+
+# -- the GAN -----------------------------------------------------------------------------------
+def gan_settings(args) -> TrainSettings:
+    return TrainSettings(batch_size=args.batch_size, n_critic=args.n_critic, lr=args.lr, ema_decay=args.ema_decay, seed=args.seed,
+                         generator_lr_scale=getattr(args, "generator_lr_scale", 1.0), progress=not args.no_progress)
+
+
+def build_gan(args, image_shape) -> tuple[GenGAN, torch.nn.Module]:
+    """The generator and the critic the objective declares (a score, features or an auto-encoder)."""
+    model = gan_class(args.objective)(image_shape=image_shape, latent_dim=args.latent_dim, architecture=args.arch,
+                                      width=args.width, hidden_dims=tuple(args.hidden), objective=args.objective)
+    critic = build_critic(get_objective(args.objective), image_shape, architecture=args.arch, width=args.width,
+                          hidden_dims=tuple(args.hidden), norm=None if args.critic_norm == "auto" else args.critic_norm)
+    return model, critic
+
+
+def train_gan(args, *, generator: GenGAN | None = None, command: str | None = None, card_extra: dict | None = None) -> Run:
+    """Train (or resume) a GAN and save its EMA generator with its card to out/model.
+    `generator` replaces the one `args` describes (the warm start hands in a VAE's decoder).
+
+    Reads: dataset, split, limit, image_size, channels, objective, arch, latent_dim, width, hidden,
+    critic_norm, lr, n_critic, ema_decay, generator_lr_scale, batch_size, epochs, seed, device, out,
+    resume, no_progress, card_note, eval_samples, no_eval."""
+    set_threads(args)
+    device = pick_device(args.device)
+    seed_everything(args.seed)  # the networks' initial weights; the trainer reseeds every epoch
+    out = Path(args.out)
+    checkpoint = out / CHECKPOINT_NAME
+    image_shape = None
+    if args.resume:
+        image_shape = tuple(read_checkpoint(checkpoint)["model_config"]["image_shape"])
+    elif checkpoint.exists():
+        raise ValueError(f"{checkpoint} exists; pass --resume to continue it, or choose another --out")
+    data = load_images(args.dataset, split=args.split, limit=args.limit,
+                       image_size=args.image_size or (image_shape[1] if image_shape else None),
+                       channels=args.channels or (image_shape[0] if image_shape else None))
+    if args.resume:
+        trainer = GANTrainer.from_checkpoint(checkpoint, out=out, device=device, progress=not args.no_progress)
+        print(f"resumed {checkpoint} at epoch {trainer.epoch} (objective {trainer.objective.name}); "
+              "model and optimizer options come from the checkpoint")
+    else:
+        model, critic = build_gan(args, data.image_shape)
+        if generator is not None:
+            model = generator
+            critic = build_critic(get_objective(args.objective), data.image_shape, width=args.width)
+        trainer = GANTrainer(model, critic, args.objective, out=out, settings=gan_settings(args), device=device)
+    print(f"{len(data)} images {data.image_shape} from {args.dataset}; objective {trainer.objective.name}, "
+          f"{trainer.model.num_parameters():,} generator / {sum(p.numel() for p in trainer.critic.parameters()):,} critic parameters, "
+          f"n_critic {trainer.n_critic}, on {environment_summary(device)}", flush=True)
+    if command:
+        trainer.commands.append(command)
+    trainer.fit(data.images, args.epochs)
+
+    folder = out / MODEL_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(out / "samples" / f"epoch_{trainer.epoch:03d}.png", folder / "samples.png")
+    save_json(out / "history.json", {"epochs": trainer.epoch, "train_seconds": trainer.train_seconds, "history": trainer.history})
+    model, card = trainer.sampling_model(), gan_card(args, trainer, len(data), device)
+    if not args.no_eval:
+        card = evaluate_for_card(model, args.dataset, card, folder, num_samples=args.eval_samples, seed=args.seed)
+    card = {**card, **(card_extra or {})}
+    model.save_pretrained(folder, model_card_kwargs=card)
+    return Run(model=model, folder=folder, card=card, trainer=trainer, num_train=len(data))
+
+
+def gan_card(args, trainer: GANTrainer, num_train: int, device) -> dict:
+    settings = trainer.settings
+    optimizer = trainer.objective.optimizer
+    generator_lr, critic_lr = trainer.optimizer_g.defaults["lr"], trainer.optimizer_d.defaults["lr"]
+    lr = f"lr {critic_lr:g}" if generator_lr == critic_lr else f"lr {generator_lr:g} (generator), {critic_lr:g} (critic)"
+    last = {k: trainer.history[k][-1] for k in ("critic_loss", "generator_loss", "gradient_penalty") if k in trainer.history}
+    data = dataset_card(args.dataset, args.split, num_train)
+    return {
+        **data,
+        "dataset": data["dataset_description"] or data["dataset"],
+        **recipe_card(args),
+        "objective": trainer.objective.name,
+        "objective_description": trainer.objective.description,
+        "sample_image": "samples.png",
+        "command": "\n".join(trainer.commands),
+        "training_note": getattr(args, "card_note", None),
+        "training": {
+            "objective": f"{trainer.objective.name} ({trainer.objective.description})",
+            "critic": f"{type(trainer.critic).__name__} ({trainer.objective.critic_kind}), {trainer.critic.config['architecture']}, "
+                      f"width {trainer.critic.config['width']}, norm {trainer.critic.config['norm']}",
+            "epochs": trainer.epoch,
+            "generator steps": trainer.generator_steps,
+            "batch size": settings.batch_size,
+            "critic steps per generator step": trainer.n_critic,
+            "optimizer": f"{optimizer.name} {lr}" + (f" betas {tuple(optimizer.betas)}" if optimizer.name == "adam" else ""),
+            "weight clipping": trainer.objective.clip_value or "none",
+            "gradient penalty weight": trainer.objective.penalty_weight or "none",
+            "EMA decay (sampling weights)": settings.ema_decay,
+            "seed": settings.seed,
+            "training time": f"{trainer.train_seconds / 60:.1f} min",
+            "hardware": environment_summary(device),
+        },
+        "metrics": {f"final {k.replace('_', ' ')}": f"{v:.4f}" for k, v in last.items()},
+        "metrics_note": "Losses of the last logged step; GAN losses do not measure sample quality. Look at the samples.",
+    }
+
+
+def namespace(**fields) -> argparse.Namespace:
+    return argparse.Namespace(**fields)
