@@ -32,7 +32,6 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 BARS_MS = {"cold_start": 10_000, "sample16_p50": 100, "redraw_p50": 100}
 

@@ -42,10 +42,10 @@ import ot
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from genhub.models.nets import mlp  # noqa: E402
-from genhub.objectives import OBJECTIVES, get_objective  # noqa: E402
-from genhub.training.gan import GANTrainer, TrainSettings  # noqa: E402
+from genhub.models.nets import mlp
+from genhub.runtime import portable
+from genhub.objectives import OBJECTIVES, get_objective
+from genhub.training import GANTrainer, TrainingDiverged, TrainSettings
 
 RADIUS, STD, MODES = 2.0, 0.05, 8
 CENTRES = torch.tensor([[RADIUS * math.cos(2 * math.pi * k / MODES), RADIUS * math.sin(2 * math.pi * k / MODES)] for k in range(MODES)])
@@ -108,16 +108,16 @@ def evaluate(points: torch.Tensor, data: torch.Tensor) -> dict:
 def run(name: str, args) -> tuple[dict, torch.Tensor]:
     torch.manual_seed(args.seed)
     objective = get_objective(name)
-    trainer = GANTrainer(PointGenerator(), critic_for(objective), objective, settings=TrainSettings(batch_size=args.batch_size, seed=args.seed, progress=False))
-    data = torch.Generator().manual_seed(args.seed + 1)
-    started = time.perf_counter()
+    trainer = GANTrainer(PointGenerator(), critic_for(objective), objective,
+                         settings=TrainSettings(batch_size=args.batch_size, seed=args.seed, progress=False, check_every=1))
+    # One epoch of fresh ring points holds every batch the budget of generator steps needs.
+    data = ring(args.steps * trainer.n_critic * args.batch_size, torch.Generator().manual_seed(args.seed + 1))
     diverged = None
-    while trainer.generator_steps < args.steps:
-        logs = trainer.step(ring(args.batch_size, data))
-        if logs is not None and not all(torch.isfinite(v).all() for v in logs.values()):
-            diverged = f"non-finite losses at generator step {trainer.generator_steps}"
-            break
-    seconds = time.perf_counter() - started
+    try:
+        trainer.fit(data, steps=args.steps)
+    except TrainingDiverged:
+        diverged = f"non-finite losses at generator step {trainer.generator_steps}"
+    seconds = trainer.train_seconds
     with torch.no_grad():
         points = trainer.ema(trainer.ema.sample_latent(2500, seed=123))
     if diverged or not torch.isfinite(points).all():
@@ -159,7 +159,7 @@ def ring_benchmark(names: list[str], args, out: Path) -> None:
     figure.tight_layout()
     figure.savefig(out / "ring.png", dpi=90)
     machine = machine_summary(args.threads, load)
-    (out / "ring.json").write_text(json.dumps({"args": vars(args), "machine": machine, "w1_floor": floor, "results": results}, indent=2) + "\n")
+    (out / "ring.json").write_text(json.dumps({"args": portable(vars(args)), "machine": machine, "w1_floor": floor, "results": results}, indent=2) + "\n")
     lines = [
         "# Every GAN objective on a ring of 8 Gaussians",
         "",
@@ -212,19 +212,16 @@ def run_mnist(name: str, args, train_images: torch.Tensor, reference: torch.Tens
     model = GenGAN(MNIST_SHAPE, latent_dim=args.latent_dim, width=args.width, objective=name)
     critic = build_critic(objective, MNIST_SHAPE, width=args.width)
     trainer = GANTrainer(model, critic, objective, settings=TrainSettings(batch_size=args.batch_size, seed=args.seed, progress=False))
-    batches = torch.Generator().manual_seed(args.seed + 1)
     diverged = None
-    wall_started, cpu_started = time.perf_counter(), time.process_time()
-    while time.process_time() - cpu_started < args.cpu_seconds:
-        index = torch.randint(len(train_images), (args.batch_size,), generator=batches)
-        logs = trainer.step(train_images[index].float().div_(127.5).sub_(1))
-        if logs is not None and not all(torch.isfinite(v).all() for v in logs.values()):
-            diverged = f"non-finite losses at generator step {trainer.generator_steps}"
-            break
+    wall_started = time.perf_counter()
+    try:
+        trainer.fit(train_images, seconds=args.cpu_seconds, clock="process")
+    except TrainingDiverged:
+        diverged = f"non-finite losses at generator step {trainer.generator_steps}"
     result = {
         "objective": name, "critic": f"{type(critic).__name__} ({objective.critic_kind})", "n_critic": trainer.n_critic,
         "generator_steps": trainer.generator_steps, "critic_steps": trainer.critic_steps,
-        "train_cpu_seconds": time.process_time() - cpu_started, "load_average_at_start": load,
+        "train_cpu_seconds": trainer.train_seconds, "load_average_at_start": load,
     }
     if diverged:
         return {**result, "diverged": diverged, "wall_seconds": time.perf_counter() - wall_started}
@@ -252,7 +249,7 @@ def mnist_benchmark(names: list[str], args, out: Path) -> None:
         classifier = load_evaluator("mnist")
         for name in names:
             result = run_mnist(name, args, train_images, reference, classifier, grids)
-            result.update(args=vars(args), machine=machine_summary(args.threads, f"{result['load_average_at_start']:.1f}"), reference=f"{len(reference)} MNIST {split} images")
+            result.update(args=portable(vars(args)), machine=machine_summary(args.threads, f"{result['load_average_at_start']:.1f}"), reference=f"{len(reference)} MNIST {split} images")
             (grids / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
             print(json.dumps(result), flush=True)
     mnist_report(out)

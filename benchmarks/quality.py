@@ -5,9 +5,12 @@
     python benchmarks/quality.py --threads 1 --jobs 3     # three recipes at once, one thread each
     python benchmarks/quality.py --seeds 0 1 --jobs 4     # every recipe twice; the table shows means
 
-genhub's recipes are train/*.py command lines for a CPU budget of minutes; where they differ
-from the scripts' defaults, the defaults are trained too and shown beside ("defaults" rows),
-outside the verdict.
+Every recipe, genhub's and the classic ones, is a file in recipes/quality/. genhub's are
+train/gan.py and train/vae.py recipes, trained through genhub.training's trainers for the budget;
+where they differ from the scripts' defaults, the defaults are trained too and shown beside
+("defaults" rows), outside the verdict. The classic ones name the reference implementation
+below (`implementation`) and its settings; their loops are the classic code being compared
+against, so they stay plain PyTorch.
 
 Every recipe trains on the same real data for the same budget, in one run, one after
 another, then is evaluated with genhub.evaluation against MNIST test (FD, KID, precision,
@@ -20,22 +23,7 @@ shorten one recipe more than another, and recipes may train side by side in sepa
 processes (--jobs) without sharing a budget; on a GPU it is wall-clock time (after
 synchronizing), and recipes run one after another.
 
-The pairs:
-  GAN (BCE)   genhub: GenDCGAN, train/gan.py defaults (objective dcgan, conv width 64, EMA, GANTrainer)
-              classic: the course-lab DCGAN: z as a 1x1 map, transposed convs k5/k5/k5s2/k5/k4
-              (1 -> 5 -> 9 -> 21 -> 25 -> 28) with BN, sigmoid output, BCE, Adam 2e-4 beta1 0.5;
-              its discriminator mirrors the generator (the lab only fixes the generator)
-  GAN (WGAN)  genhub: GenWGAN as `train/gan.py --objective wgan-gp --arch mlp --hidden 256 256 256
-              --lr 3e-4` (gradient penalty 10, n_critic 5, Adam (0, 0.9), EMA). MLPs because the
-              classic recipe is one and a conv WGAN-GP gets too few steps in a CPU budget (about 300
-              generator steps in 240 CPU s); lr 3e-4 rather than the paper's 1e-4 for the same reason
-              classic: MLP WGAN with weight clipping: critic 784-64-128-1, generator
-              100-64-256-512-784 with BN and tanh, RMSprop 5e-5, clip 0.01, n_critic 5
-  VAE         genhub: GenVAE as `train/vae.py --conv-width 16 --lr 2e-3` (conv, latent 32, Bernoulli,
-              mixture prior, Adam with cosine decay over the budget), on binarized MNIST: the
-              narrower net takes twice the steps of the default width 32 in a CPU budget
-              classic: MLP VAE 784-512-256-128 with BN, latent 32, BCE-sum + KL, Adam 1e-3,
-              on binarized MNIST
+The pairs are described in each recipe file's comments.
 """
 
 from __future__ import annotations
@@ -53,16 +41,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from genhub import GenVAE, load_images  # noqa: E402
-from genhub.models.classifier import load_evaluator  # noqa: E402
-from genhub.evaluation import METRICS, evaluate_images, generate  # noqa: E402
-from genhub.models.gan import Critic, GenDCGAN, GenWGAN  # noqa: E402
-from genhub.evaluation.metrics import iwae_nll  # noqa: E402
-from genhub.objectives import get_objective  # noqa: E402
-from genhub.training.gan import GANTrainer, TrainSettings  # noqa: E402
-from genhub.training.cli import environment_summary, pick_device, seed_everything  # noqa: E402
+from genhub import load_images
+from genhub.evaluation import METRICS, evaluate_images, generate
+from genhub.evaluation.metrics import iwae_nll
+from genhub.images import to_signed_range, to_unit_range
+from genhub.models.classifier import load_evaluator
+from genhub.runtime import environment_summary, pick_device, seed_everything
+from genhub.training import GANTrainer, VAETrainer, build_gan, build_vae, gan_settings, read_recipe, recipe_args, vae_settings
+
+RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes" / "quality"
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -228,85 +216,78 @@ def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     optimizer.step()
 
 
-def train_genhub_gan(cls, objective: str, data, budget: Budget, seed: int, lr: float | None = None, **architecture):
-    """train/gan.py's loop; `architecture` as its --arch/--width/--hidden (default: the conv nets)."""
-    architecture = {"architecture": "dcgan", "width": 64} | architecture
-    model = cls(image_shape=(1, 28, 28), latent_dim=100, objective=objective, **architecture)
-    critic = Critic((1, 28, 28), norm=get_objective(objective).critic_norm, **architecture)
-    trainer = GANTrainer(model, critic, objective, settings=TrainSettings(batch_size=64, seed=seed, progress=False, lr=lr), device=budget.device)
-    for real in budgeted_batches(data, 64, budget, seed):
-        trainer.step(real.float().div(127.5).sub(1))
-    return trainer.sampling_model(), {"critic steps": trainer.critic_steps, "generator steps": trainer.generator_steps}
+def train_genhub(recipe: Path, data: torch.Tensor, budget: Budget, seed: int, validation: torch.Tensor):
+    """A genhub recipe file through genhub.training's trainer for the budget (the trainer's own
+    clock: process CPU time on a CPU, synchronized wall time on CUDA)."""
+    args = recipe_args(recipe, seed=seed, device=str(budget.device), no_progress=True)
+    clock = "wall" if budget.device.type == "cuda" else "process"
+    if read_recipe(recipe)["script"] == "gan":
+        model, critic = build_gan(args, tuple(data.shape[1:]))
+        trainer = GANTrainer(model, critic, args.objective, settings=gan_settings(args), device=budget.device)
+        trainer.fit(data, seconds=budget.seconds, clock=clock)
+        info = {"critic steps": trainer.critic_steps, "generator steps": trainer.generator_steps}
+        return trainer.sampling_model(), info, trainer.train_seconds
+    trainer = VAETrainer(build_vae(args, data), settings=vae_settings(args), device=budget.device)
+    trainer.fit(data, seconds=budget.seconds, clock=clock, validation=validation)
+    return trainer.model, {"steps": trainer.optimizer_steps}, trainer.train_seconds
 
 
-def train_lab_dcgan(data, budget: Budget, seed: int):
-    generator, discriminator = LabDCGANGenerator().to(budget.device), LabDCGANDiscriminator().to(budget.device)
-    opt_g = torch.optim.Adam(generator.parameters(), 2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(discriminator.parameters(), 2e-4, betas=(0.5, 0.999))
+def train_lab_dcgan(data, budget: Budget, seed: int, recipe: dict):
+    latent = recipe["latent_dim"]
+    generator, discriminator = LabDCGANGenerator(latent).to(budget.device), LabDCGANDiscriminator().to(budget.device)
+    opt_g = torch.optim.Adam(generator.parameters(), recipe["lr"], betas=tuple(recipe["betas"]))
+    opt_d = torch.optim.Adam(discriminator.parameters(), recipe["lr"], betas=tuple(recipe["betas"]))
     steps = 0
-    for real in budgeted_batches(data, 64, budget, seed):
-        real = real.float().div(255)
-        fake = generator(torch.randn(len(real), 100, device=budget.device))
+    for real in budgeted_batches(data, recipe["batch_size"], budget, seed):
+        real = to_unit_range(real)
+        fake = generator(torch.randn(len(real), latent, device=budget.device))
         ones, zeros = torch.ones(len(real), device=budget.device), torch.zeros(len(real), device=budget.device)
         gradient_step(opt_d, F.binary_cross_entropy(discriminator(real), ones) + F.binary_cross_entropy(discriminator(fake.detach()), zeros))
         gradient_step(opt_g, F.binary_cross_entropy(discriminator(fake), ones))
         steps += 1
-    return Sampler(generator, 100), {"critic steps": steps, "generator steps": steps}
+    return Sampler(generator, latent), {"critic steps": steps, "generator steps": steps}
 
 
-def train_classic_wgan(data, budget: Budget, seed: int):
-    generator = ClassicWGANGenerator().to(budget.device)
+def train_classic_wgan(data, budget: Budget, seed: int, recipe: dict):
+    latent, clip = recipe["latent_dim"], recipe["clip"]
+    generator = ClassicWGANGenerator(latent).to(budget.device)
     critic = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.LeakyReLU(0.2), nn.Linear(64, 128), nn.LeakyReLU(0.2), nn.Linear(128, 1)).to(budget.device)
-    opt_g, opt_c = torch.optim.RMSprop(generator.parameters(), 5e-5), torch.optim.RMSprop(critic.parameters(), 5e-5)
+    opt_g, opt_c = torch.optim.RMSprop(generator.parameters(), recipe["lr"]), torch.optim.RMSprop(critic.parameters(), recipe["lr"])
     critic_steps = generator_steps = 0
-    for real in budgeted_batches(data, 64, budget, seed):  # the budget is checked after each generator step
-        real = real.float().div(127.5).sub(1)
-        fake = generator(torch.randn(len(real), 100, device=budget.device))
+    for real in budgeted_batches(data, recipe["batch_size"], budget, seed):  # the budget is checked after each generator step
+        real = to_signed_range(real)
+        fake = generator(torch.randn(len(real), latent, device=budget.device))
         gradient_step(opt_c, critic(fake.detach()).mean() - critic(real).mean())
         for parameter in critic.parameters():
-            parameter.data.clamp_(-0.01, 0.01)
+            parameter.data.clamp_(-clip, clip)
         critic_steps += 1
-        if critic_steps % 5 == 0:
-            gradient_step(opt_g, -critic(generator(torch.randn(len(real), 100, device=budget.device))).mean())
+        if critic_steps % recipe["n_critic"] == 0:
+            gradient_step(opt_g, -critic(generator(torch.randn(len(real), latent, device=budget.device))).mean())
             generator_steps += 1
-    return Sampler(generator, 100, lambda x: (x + 1) / 2), {"critic steps": critic_steps, "generator steps": generator_steps}
+    return Sampler(generator, latent, lambda x: (x + 1) / 2), {"critic steps": critic_steps, "generator steps": generator_steps}
 
 
-def train_genhub_vae(data, budget: Budget, seed: int, conv_width: int = 32, lr: float = 1e-3):
-    """train/vae.py's loop and defaults (conv, latent 32, Bernoulli, mixture prior, batch 100)."""
-    model = GenVAE(image_shape=(1, 28, 28), latent_dim=32, architecture="conv", conv_width=conv_width, likelihood="bernoulli", prior="mog").to(budget.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    steps = 0
-    for real in budgeted_batches(data, 100, budget, seed):
-        for group in optimizer.param_groups:
-            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * budget.fraction()))  # train/vae.py: cosine over the budget
-        gradient_step(optimizer, -model.elbo(real.float().div(255)).mean())
-        steps += 1
-    return model, {"steps": steps}
-
-
-def train_classic_vae(data, budget: Budget, seed: int):
+def train_classic_vae(data, budget: Budget, seed: int, recipe: dict):
     model = ClassicVAE().to(budget.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe["lr"])
     steps = 0
-    for real in budgeted_batches(data, 128, budget, seed):
-        gradient_step(optimizer, model.loss(real.float().div(255)))
+    for real in budgeted_batches(data, recipe["batch_size"], budget, seed):
+        gradient_step(optimizer, model.loss(to_unit_range(real)))
         steps += 1
     return model, {"steps": steps}
 
 
+CLASSIC = {"lab-dcgan": train_lab_dcgan, "mlp-wgan": train_classic_wgan, "mlp-vae": train_classic_vae}
 RECIPES = [
-    # (row name, family, pair, trainer, data key); pair "default" rows are shown beside, outside the verdict
-    ("genhub DCGAN (GenDCGAN, dcgan objective, EMA)", "gan-bce", "genhub", lambda d, b, s: train_genhub_gan(GenDCGAN, "dcgan", d, b, s), "mnist"),
-    ("classic lab DCGAN (5/5/5s2/5/4, sigmoid, BCE)", "gan-bce", "classic", train_lab_dcgan, "mnist"),
-    ("genhub WGAN-GP (GenWGAN MLP 256x3, wgan-gp, Adam 3e-4, EMA)", "gan-wasserstein", "genhub",
-     lambda d, b, s: train_genhub_gan(GenWGAN, "wgan-gp", d, b, s, lr=3e-4, architecture="mlp", hidden_dims=(256, 256, 256)), "mnist"),
-    ("genhub WGAN-GP, train/gan.py defaults (conv width 64, Adam 1e-4)", "gan-wasserstein", "default",
-     lambda d, b, s: train_genhub_gan(GenWGAN, "wgan-gp", d, b, s), "mnist"),
-    ("classic MLP WGAN (weight clipping)", "gan-wasserstein", "classic", train_classic_wgan, "mnist"),
-    ("genhub VAE (GenVAE conv width 16, Adam 2e-3)", "vae", "genhub", lambda d, b, s: train_genhub_vae(d, b, s, conv_width=16, lr=2e-3), "binarized"),
-    ("genhub VAE, train/vae.py defaults (conv width 32, Adam 1e-3)", "vae", "default", train_genhub_vae, "binarized"),
-    ("classic MLP VAE (BN, BCE-sum + KL)", "vae", "classic", train_classic_vae, "binarized"),
+    # (recipe file in recipes/quality, family, pair); pair "default" rows are shown beside, outside the verdict
+    ("genhub-dcgan.toml", "gan-bce", "genhub"),
+    ("classic-lab-dcgan.toml", "gan-bce", "classic"),
+    ("genhub-wgan-gp.toml", "gan-wasserstein", "genhub"),
+    ("default-wgan-gp.toml", "gan-wasserstein", "default"),
+    ("classic-wgan.toml", "gan-wasserstein", "classic"),
+    ("genhub-vae.toml", "vae", "genhub"),
+    ("default-vae.toml", "vae", "default"),
+    ("classic-vae.toml", "vae", "classic"),
 ]
 COLUMNS = ["fd", "kid", "precision", "recall", "class_coverage", "class_entropy_bits", "swd", "nll"]
 
@@ -315,8 +296,8 @@ def evaluation_data(args, device) -> dict:
     """What every recipe is evaluated against: MNIST test (reference), binarized-MNIST validation
     (NLL) and the evaluator CNN."""
     return {
-        "reference": (load_images("mnist", split="test").images[: args.samples].float() / 255).to(device),
-        "nll_images": load_images("binarized-mnist", split="validation").images[: args.nll_images].float() / 255,
+        "reference": to_unit_range(load_images("mnist", split="test").images[: args.samples]).to(device),
+        "nll_images": to_unit_range(load_images("binarized-mnist", split="validation").images[: args.nll_images]),
         "classifier": load_evaluator("mnist", device=device),
     }
 
@@ -326,14 +307,22 @@ def run_recipe(index: int, args, seed: int) -> dict:
     process with --jobs > 1, so it loads its own data."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    name, family, pair, train, data_key = RECIPES[index]
+    file, family, pair = RECIPES[index]
+    recipe = read_recipe(RECIPE_DIR / file)
+    fields = recipe["fields"]
+    name = recipe["description"] or file
     device = pick_device(args.device)
-    data = load_images("mnist" if data_key == "mnist" else "binarized-mnist", split="train").images.to(device)
+    data = load_images(fields["dataset"], split="train").images.to(device)
     evaluation = evaluation_data(args, device)
     seed_everything(seed)
     budget = Budget(args.budget, device)
-    model, train_info = train(data, budget, seed)
-    train_info.update({"train seconds": round(budget.used(), 1), "wall seconds": round(time.perf_counter() - budget.wall_start, 1)})
+    if recipe["script"] == "classic":
+        model, train_info = CLASSIC[fields["implementation"]](data, budget, seed, fields)
+        train_seconds = budget.used()
+    else:
+        validation = load_images(fields["dataset"], split="validation").images[:1000] if recipe["script"] == "vae" else None
+        model, train_info, train_seconds = train_genhub(RECIPE_DIR / file, data, budget, seed, validation)
+    train_info.update({"train seconds": round(train_seconds, 1), "wall seconds": round(time.perf_counter() - budget.wall_start, 1)})
     model.eval()
     samples = generate(model, len(evaluation["reference"]), seed=seed)
     values, _ = evaluate_images(samples, evaluation["reference"], classifier=evaluation["classifier"], seed=seed)

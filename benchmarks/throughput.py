@@ -9,7 +9,7 @@ the last fakes), and are timed in the same process, alternating, best of --repea
 
   classic  a torch DataLoader over the Hugging Face dataset with a per-image
            torchvision transform (decode PIL -> ToTensor -> Normalize), fp32
-  genhub   GANTrainer.train_epoch: the whole dataset on the device as uint8, each batch
+  genhub   GANTrainer.fit, one epoch: the whole dataset on the device as uint8, each batch
            scaled there; bf16 autocast on CUDA; it also updates the EMA generator
 
 Throughput is real images consumed by the critic per second. Bars (from the issue): the
@@ -29,13 +29,12 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from genhub.data import DATASETS, load_images  # noqa: E402
-from genhub.models.gan import Critic, gan_class  # noqa: E402
-from genhub.objectives import get_objective  # noqa: E402
-from genhub.training.gan import GANTrainer, TrainSettings  # noqa: E402
-from genhub.training.cli import environment_summary, pick_device  # noqa: E402
+from genhub.data import DATASETS, load_images
+from genhub.models.gan import Critic, gan_class
+from genhub.objectives import get_objective
+from genhub.runtime import environment_summary, pick_device, portable
+from genhub.training import GANTrainer, TrainSettings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "gan"
 
@@ -57,9 +56,9 @@ RECIPES = {
     # and the wider 512 its README uses for MLP generators.
     "wgan-mlp": Recipe("wgan", "mlp", "mnist", hidden_dims=(64, 64, 64), images=6400, conv=False),
     "wgan-mlp-512": Recipe("wgan", "mlp", "mnist", hidden_dims=(512, 512, 512), images=6400, conv=False),
-    "dcgan-mnist": Recipe("dcgan", "dcgan", "mnist", width=32),
-    "wgan-gp-mnist": Recipe("wgan-gp", "dcgan", "mnist", width=32),
-    "dcgan-anime-64": Recipe("dcgan", "dcgan", "anime-faces", width=16, batch_size=32, images=640),
+    "dcgan-mnist": Recipe("dcgan", "conv", "mnist", width=32),
+    "wgan-gp-mnist": Recipe("wgan-gp", "conv", "mnist", width=32),
+    "dcgan-anime-64": Recipe("dcgan", "conv", "anime-faces", width=16, batch_size=32, images=640),
 }
 
 
@@ -138,7 +137,7 @@ def measure(name: str, recipe: Recipe, device, repeats: int, workers: int) -> di
 
     def run_genhub() -> float:
         started = time.perf_counter()
-        trainer.train_epoch(on_device, epoch=0)
+        trainer.fit(on_device, trainer.epoch + 1)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return (len(on_device) // recipe.batch_size * recipe.batch_size) / (time.perf_counter() - started)
@@ -149,7 +148,7 @@ def measure(name: str, recipe: Recipe, device, repeats: int, workers: int) -> di
         return images / (time.perf_counter() - started)
 
     # warm-up: first-call allocations, autotuning, the dataset's first decode
-    trainer.train_epoch(on_device[: recipe.batch_size * objective.n_critic * 2], epoch=0)
+    trainer.fit(on_device[: recipe.batch_size * objective.n_critic * 2], trainer.epoch + 1)
     classic_epoch(classic_loader(recipe, recipe.batch_size * objective.n_critic * 2, 0), classic_model, classic_critic,
                   classic_objective, optimizer_g, optimizer_d, device)
     classic_rates, genhub_rates = [], []
@@ -215,7 +214,7 @@ def main(argv=None) -> dict:
         "load_before": load_before,
         "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
         "note": "" if device.type == "cuda" else "No GPU was available for this run, so the CUDA path (bf16 autocast, data on the GPU) is not measured here.",
-        "command": "python benchmarks/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": portable("python benchmarks/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:])),
         "results": results,
     }
     args.out.mkdir(parents=True, exist_ok=True)

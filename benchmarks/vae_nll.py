@@ -1,7 +1,8 @@
 """Validation NLL of the default GenVAE recipe on statically binarized MNIST.
 
-Runs `train/vae.py` with its defaults under a wall-clock budget, then estimates the
-validation negative log-likelihood with the k-sample IWAE bound, and writes the figures to
+Trains recipes/vae-binarized-mnist.toml (the bundled model's recipe) through
+genhub.training.train_vae under a budget of training minutes, then estimates the validation
+negative log-likelihood with the k-sample IWAE bound, and writes the figures to
 docs/vae_nll.json and docs/vae_nll.md beside the published references.
 
     python benchmarks/vae_nll.py                       # 30-minute budget, k=1000
@@ -14,10 +15,11 @@ import argparse
 import json
 import os
 import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from genhub.runtime import portable
+from genhub.training import recipe_args, train_vae
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCES = {"VAE (Burda et al. 2016)": 88.7, "IWAE, k=50 (Burda et al. 2016)": 87.1}
@@ -26,23 +28,21 @@ BAR = 88.0
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=os.environ.get("GENHUB_DATA_DIR", str(REPO.parent / "shared" / "data")))
+    parser.add_argument("--recipe", default=str(REPO / "recipes" / "vae-binarized-mnist.toml"))
     parser.add_argument("--minutes", type=float, default=30.0, help="training wall-clock budget")
     parser.add_argument("--k", type=int, default=1000, help="importance samples for the NLL estimate")
     parser.add_argument("--images", type=int, default=2000,
                         help="validation images for the NLL estimate (the -ELBO always uses all 10,000)")
     parser.add_argument("--eval-only", action="store_true", help="re-evaluate the finished or stopped run in --out")
-    parser.add_argument("--out", default=str(REPO / "runs" / "vae-benchmark"))
+    parser.add_argument("--resume", action="store_true", help="continue the stopped run in --out")
+    parser.add_argument("--out", default="runs/vae-benchmark")
     parser.add_argument("--docs", default=str(REPO / "docs"))
-    parser.add_argument("extra", nargs="*", help="further train/vae.py flags after --, e.g. -- --epochs 100")
     args = parser.parse_args()
 
-    command = [sys.executable, str(REPO / "train" / "vae.py"), "--dataset", str(Path(args.data) / "binarized_mnist"),
-               "--time-budget", str(args.minutes), "--epochs", "1000", "--eval-k", str(args.k), "--eval-limit", str(args.images),
-               "--out", args.out, *(["--eval-only"] if args.eval_only else []), *args.extra]
-    print(" ".join(command))
     start = time.time()
-    subprocess.run(command, check=True)
+    run_args = recipe_args(args.recipe, time_budget=args.minutes, eval_k=args.k, eval_limit=args.images, out=args.out,
+                           eval_only=args.eval_only, resume=args.resume)
+    train_vae(run_args, command=f"python benchmarks/vae_nll.py --minutes {args.minutes} --k {args.k} --images {args.images}")
     metrics = json.loads((Path(args.out) / "metrics.json").read_text())
     nll = metrics[f"validation_nll_iwae_k{args.k}"]
     result = {
@@ -55,7 +55,7 @@ def main() -> None:
         "eval_minutes": metrics["eval_minutes"],
         "nll_images": metrics["nll_images"],
         "total_minutes": round((time.time() - start) / 60, 1),
-        "recipe": {key: value for key, value in metrics["args"].items() if key not in ("out", "dataset", "token")},
+        "recipe": portable({key: value for key, value in metrics["args"].items() if key not in ("token",)}),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU",
         "bar_nats": BAR,
         "meets_bar": nll <= BAR,

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -37,16 +36,18 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-import torch  # noqa: E402
+import torch
 
-from genhub import GenVAE, load_images  # noqa: E402
-from genhub.models.gan import build_critic, gan_class  # noqa: E402
-from genhub.evaluation.metrics import laplacian_variance, sliced_wasserstein  # noqa: E402
-from genhub.objectives import OBJECTIVES, get_objective  # noqa: E402
-from genhub.training.gan import GANTrainer, TrainSettings  # noqa: E402
-from genhub.training.warm_start import gan_from_vae, slow_early_layers  # noqa: E402
+from genhub import GenVAE, load_images
+from genhub.models.gan import build_critic, gan_class
+from genhub.evaluation.metrics import laplacian_variance, sliced_wasserstein
+from genhub.objectives import OBJECTIVES, get_objective
+from genhub.images import to_unit_range
+from genhub.runtime import portable
+from genhub.training import Callback, Every, GANTrainer, TrainSettings, VAESettings, VAETrainer
+from genhub.training.vae import BEST_FOLDER
+from genhub.training.warm_start import gan_from_vae, slow_early_layers
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -63,10 +64,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--kl-weight", type=float, default=1.0)
     parser.add_argument("--gan-minutes", type=float, default=3.0, help="CPU minutes of GAN training per arm")
     parser.add_argument("--eval-every", type=float, default=15.0, help="CPU seconds of training between SWD evaluations")
-    parser.add_argument("--chunk-steps", type=int, default=10, help="generator steps per trainer call (time is checked between calls)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(REPO / "docs" / "warm_start"))
-    parser.add_argument("--work", default="/work/runs/warm_start", help="the VAE run folder (checkpoints, grids)")
+    parser.add_argument("--out", default="docs/warm_start")
+    parser.add_argument("--work", default="runs/warm_start", help="the VAE run folder (checkpoints, grids)")
     parser.add_argument("--batch-norm-baseline", action="store_true",
                         help="also train a cold start of genhub's usual DCGAN generator (with batch norm), as a reference")
     parser.add_argument("--warm-variant", type=parse_variant, action="append", default=[],
@@ -88,28 +88,19 @@ def load_data(args) -> tuple[torch.Tensor, torch.Tensor]:
     return images[: args.train_images], images[args.train_images :]
 
 
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"train_{name}", REPO / "train" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def pretrain_vae(args, train: torch.Tensor) -> tuple[Path, float, list[dict]]:
-    """train/vae.py's training loop on the same images; returns the folder of the VAE with the
+    """genhub.training's VAE trainer on the same images; returns the folder of the VAE with the
     best validation ELBO, the CPU seconds it took (per-epoch validation and grids included) and its history."""
-    vae_script = load_script("vae")
     work = Path(args.work) / "vae"
-    (work / "epochs").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
-    vae = GenVAE(image_shape=tuple(train.shape[1:]), latent_dim=args.latent_dim, architecture="conv", conv_width=args.width,
+    vae = GenVAE(image_shape=tuple(train.shape[1:]), latent_dim=args.latent_dim, architecture="conv", width=args.width,
                  likelihood="gaussian", prior="standard")
     held_out = len(train) // 20
-    vae_args = argparse.Namespace(lr=args.vae_lr, epochs=args.vae_epochs, batch_size=args.batch_size, kl_weight=args.kl_weight,
-                                  kl_warmup=0, train_k=1, time_budget=None)
+    settings = VAESettings(lr=args.vae_lr, batch_size=args.batch_size, kl_weight=args.kl_weight, seed=args.seed, progress=False)
+    trainer = VAETrainer(vae, out=work, settings=settings)
     started = time.process_time()
-    history = vae_script.train_model(vae_args, vae, train[held_out:], train[:held_out], work)
-    return work / "best", time.process_time() - started, history
+    trainer.fit(train[held_out:], args.vae_epochs, validation=train[:held_out])
+    return work / BEST_FOLDER, time.process_time() - started, trainer.epoch_log
 
 
 def fixed_latents(args, count: int) -> torch.Tensor:
@@ -164,37 +155,41 @@ def train_arm(name: str, model, args, train: torch.Tensor, real: torch.Tensor, c
     generator_lr_scale: the generator's learning rate relative to the objective's;
     early_layers, early_lr_scale: the generator's first layers (projection, then transposed
     convs) train at this fraction of its learning rate, 0 freezing them."""
-    real, latents = real.float() / 255, fixed_latents(args, len(real))
+    real, latents = to_unit_range(real), fixed_latents(args, len(real))
     torch.manual_seed(args.seed)  # the critic's initial weights, the same in every arm
     objective = get_objective(args.objective)
     critic = build_critic(objective, tuple(train.shape[1:]), width=args.width)
     settings = TrainSettings(batch_size=args.batch_size, seed=args.seed, progress=False, generator_lr_scale=generator_lr_scale)
     trainer = GANTrainer(model, critic, objective, out=None, settings=settings)
     slow_early_layers(trainer.optimizer_g, model, early_layers, early_lr_scale)
-    base_lrs = [group["lr"] for group in trainer.optimizer_g.param_groups]
-    # Every trainer call is one "epoch" over a fresh chunk of batches drawn from the same
-    # seeded stream in every arm, so the arms see the same data in the same order.
-    batches = torch.Generator().manual_seed(args.seed)
-    chunk = args.chunk_steps * trainer.n_critic * args.batch_size
-    budget, seconds, next_eval = args.gan_minutes * 60, 0.0, 0.0
     timeline = []
-    while True:
-        if seconds >= next_eval or seconds >= budget:
-            swd = sliced_wasserstein(real, decode_all(trainer.sampling_model(), latents), seed=0)
-            timeline.append({"cpu_seconds": seconds, "generator_steps": trainer.generator_steps, "swd": swd["mean"], "swd_levels": swd["levels"]})
-            print(f"[{name}] {seconds / 60:5.2f} CPU min  step {trainer.generator_steps:5d}  SWD {swd['mean']:.1f} "
-                  f"({', '.join(f'{v:.1f}' for v in swd['levels'])})", flush=True)
-            next_eval += args.eval_every
-            if seconds >= budget:
-                break
-        for group, lr in zip(trainer.optimizer_g.param_groups, base_lrs):
-            group["lr"] = 0.0 if trainer.generator_steps < critic_warmup else lr
-        indices = torch.randint(len(train), (chunk,), generator=batches)
-        started = time.process_time()
-        trainer.fit(train[indices], epochs=trainer.epoch + 1)
-        seconds += time.process_time() - started
+
+    def score(trainer: GANTrainer) -> None:
+        swd = sliced_wasserstein(real, decode_all(trainer.sampling_model(), latents), seed=0)
+        seconds = trainer.elapsed()
+        timeline.append({"cpu_seconds": seconds, "generator_steps": trainer.generator_steps, "swd": swd["mean"], "swd_levels": swd["levels"]})
+        print(f"[{name}] {seconds / 60:5.2f} CPU min  step {trainer.generator_steps:5d}  SWD {swd['mean']:.1f} "
+              f"({', '.join(f'{v:.1f}' for v in swd['levels'])})", flush=True)
+
+    # The same seeded epochs in every arm: the arms see the same data in the same order.
+    trainer.fit(train, seconds=args.gan_minutes * 60, clock="process",
+                callbacks=[Every(score, seconds=args.eval_every), CriticWarmup(critic_warmup)])
     return {"name": name, "timeline": timeline, "samples": decode_all(trainer.sampling_model(), latents),
             "history_last": {k: v[-1] for k, v in trainer.history.items()}}
+
+
+class CriticWarmup(Callback):
+    """The generator's learning rate is 0 for its first `steps` steps, so a warm-started generator
+    is not pushed around by a critic that has not learned anything yet."""
+
+    def __init__(self, steps: int):
+        self.steps, self.base_lrs = steps, None
+
+    def on_step_end(self, trainer: GANTrainer) -> None:
+        if self.base_lrs is None:
+            self.base_lrs = [group["lr"] for group in trainer.optimizer_g.param_groups]
+        for group, lr in zip(trainer.optimizer_g.param_groups, self.base_lrs):
+            group["lr"] = 0.0 if trainer.generator_steps < self.steps else lr
 
 
 def run_cold(args, batch_norm: bool = False) -> dict:
@@ -310,7 +305,7 @@ def write_report(args, out: Path, arms: dict[str, dict], vae: dict, real: torch.
     smooth_target = smoothed(cold["timeline"])[-1]["swd"]
     smooth_reach = {arm["name"]: first_time_at_or_below(smoothed(arm["timeline"]), smooth_target) for arm in arms.values()}
     results = {
-        "config": {k: v for k, v in vars(args).items() if k != "warm_variant"} | {"warm_variants": [variant_name(v) for v in args.warm_variant]},
+        "config": portable({k: v for k, v in vars(args).items() if k != "warm_variant"}) | {"warm_variants": [variant_name(v) for v in args.warm_variant]},
         "machine": machine_summary(),
         "wall_minutes": wall_seconds / 60,
         "vae_pretraining_cpu_seconds": vae["seconds"],

@@ -53,3 +53,26 @@ def environment_summary(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+def portable(value, root=None):
+    """`value` with every path in it (also inside dicts, lists and command strings) written relative
+    to `root` (default: the current folder) when it lies below it, else as given. What benchmarks
+    record, so their JSON never holds one machine's absolute paths."""
+    from pathlib import Path
+
+    root = Path(root or os.getcwd()).resolve()
+
+    def one(item):
+        if isinstance(item, dict):
+            return {key: one(val) for key, val in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [one(val) for val in item]
+        if isinstance(item, Path) or (isinstance(item, str) and os.path.isabs(item)):
+            path = Path(item).resolve()
+            return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(item)
+        if isinstance(item, str) and str(root) in item:
+            return item.replace(str(root) + os.sep, "").replace(str(root), ".")
+        return item
+
+    return one(value)

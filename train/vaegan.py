@@ -20,19 +20,8 @@ import argparse
 import os
 from pathlib import Path
 
-from genhub.objectives import OBJECTIVES
 from genhub.training.base import CHECKPOINT_NAME
-from genhub.training.cli import (
-    add_common_arguments,
-    add_evaluation_arguments,
-    check_common_arguments,
-    check_positive,
-    command_line,
-    finish,
-    run_cli,
-    user_errors,
-)
-from genhub.training.recipes import parse_with_recipe
+from genhub.training.cli import command_line, finish, parse_vaegan_args, run_cli, user_errors
 from genhub.training.runs import train_gan, train_vae
 from genhub.training.warm_start import gan_from_vae
 
@@ -88,7 +77,7 @@ def phase_args(args, **fields) -> argparse.Namespace:
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
+    args = parse_vaegan_args(argv, description=__doc__)
     out = Path(args.out)
     vae_folder, gan_folder = out / "vae" / "model", out / "gan" / "model"
     if (out / "gan" / CHECKPOINT_NAME).exists() or (out / "vae" / CHECKPOINT_NAME).exists():

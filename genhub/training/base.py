@@ -237,6 +237,7 @@ class Trainer:
         self._segment_start: float | None = None
         self._budget: Budget | None = None
         self._batches = 0
+        self._stop_inside_epoch = True
 
     # -- what a subclass provides -------------------------------------------------------------
     @property
@@ -325,13 +326,15 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------------
     def fit(self, images: torch.Tensor, epochs: int | None = None, *, steps: int | None = None, seconds: float | None = None,
-            clock: str = "wall", budget: Budget | None = None, callbacks=()) -> dict[str, list[float]]:
-        """Train until the budget (totals: a resumed trainer counts its past work) is reached."""
+            clock: str = "wall", budget: Budget | None = None, callbacks=(), stop_inside_epoch: bool = True) -> dict[str, list[float]]:
+        """Train until the budget (totals: a resumed trainer counts its past work) is reached.
+        `stop_inside_epoch` False checks the budget at epoch ends only (every epoch is finished)."""
         budget = budget or Budget(epochs=epochs, steps=steps, seconds=seconds, clock=clock)
         budget.check()
         data = self.prepare(images)
         callbacks = [*self.callbacks, *callbacks]
         self._budget, self._clock, self.stop_requested = budget, CLOCKS[budget.clock], False
+        self._stop_inside_epoch = stop_inside_epoch
         self._batches = len(data) // self.settings.batch_size if self.drop_last else math.ceil(len(data) / self.settings.batch_size)
         self._segment_start = self._clock()
         try:
@@ -371,7 +374,7 @@ class Trainer:
                 bar.set_postfix({k: f"{v:.3f}" for k, v in rows[-1].items() if k not in ("step", "epoch")})
             for callback in callbacks:
                 callback.on_step_end(self)
-            if self.position < self._batches and self._spent(budget):
+            if self._stop_inside_epoch and self.position < self._batches and self._spent(budget):
                 break
         bar.close()
         if pending:

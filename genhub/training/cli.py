@@ -10,9 +10,11 @@ import shlex
 import sys
 from pathlib import Path
 
+from genhub.models.gan import ARCHITECTURES
 from genhub.models.hub import GenModel, PushError, push_folder
+from genhub.objectives import OBJECTIVES, get_objective
 from genhub.runtime import pick_device
-from genhub.training.recipes import add_recipe_argument
+from genhub.training.recipes import add_recipe_argument, parse_with_recipe, read_recipe
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, dataset: str, epochs: int, batch_size: int, out: str) -> None:
@@ -144,3 +146,140 @@ def run_cli(main) -> None:
 def command_line(script: str, argv=None) -> str:
     """The command that ran, shell-quoted, as cards record it."""
     return shlex.join(["python", script, *(sys.argv[1:] if argv is None else argv)])
+
+
+# -- the scripts' flags: train/vae.py, train/gan.py, train/vaegan.py ---------------------------
+def parse_vae_args(argv=None, description: str | None = None) -> argparse.Namespace:
+    """train/vae.py's flags (a recipe's fields), checked before anything is built."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser, dataset="binarized-mnist", epochs=100, batch_size=100, out="runs/vae")
+    model = parser.add_argument_group("model")
+    model.add_argument("--arch", choices=["conv", "mlp"], default="conv")
+    model.add_argument("--latent-dim", type=int, default=32)
+    model.add_argument("--hidden", type=int, nargs="+", default=[512, 256], help="MLP hidden sizes (encoder order)")
+    model.add_argument("--width", type=int, default=32, help="conv channels at full resolution")
+    model.add_argument("--likelihood", choices=["auto", "bernoulli", "gaussian"], default="auto",
+                       help="auto: Bernoulli when every pixel is 0 or 255, else Gaussian")
+    model.add_argument("--prior", choices=["standard", "mog", "vamp"], default="mog")
+    model.add_argument("--image-size", type=int, default=None, help="resize images (default: the dataset's size)")
+    model.add_argument("--channels", type=int, choices=[1, 3], default=None)
+    optim = parser.add_argument_group("optimization")
+    optim.add_argument("--lr", type=float, default=1e-3)
+    optim.add_argument("--kl-warmup", type=int, default=0, help="epochs over which the KL weight ramps from 0 to 1")
+    optim.add_argument("--kl-weight", type=float, default=1.0, help="final KL weight (beta); 1 trains the true ELBO")
+    optim.add_argument("--train-k", type=int, default=1, help="importance samples in the training bound (1 = ELBO, >1 = IWAE)")
+    optim.add_argument("--time-budget", type=float, default=None, help="stop training after this many minutes of training")
+    evaluation = parser.add_argument_group("evaluation")
+    evaluation.add_argument("--val-split", default="auto", help="validation split (auto: validation, else test, else 5%% of train)")
+    evaluation.add_argument("--eval-k", type=int, default=1000, help="importance samples for the final NLL estimate")
+    evaluation.add_argument("--eval-limit", type=int, default=None, help="estimate the final NLL on the first N validation images")
+    evaluation.add_argument("--eval-only", action="store_true",
+                            help="skip training: evaluate and package the best checkpoint of the run in --out")
+    add_evaluation_arguments(parser)
+    args = parse_with_recipe(parser, argv, script="vae")
+    check_positive(parser, args, "latent_dim", "width", "lr", "train_k", "eval_k", "eval_limit", "time_budget", "image_size")
+    if any(h < 1 for h in args.hidden):
+        parser.error("--hidden sizes must be positive")
+    if not args.kl_weight >= 0:
+        parser.error(f"--kl-weight must be >= 0, got {args.kl_weight}")
+    if args.kl_warmup < 0:
+        parser.error(f"--kl-warmup must be >= 0 epochs, got {args.kl_warmup}")
+    if args.latent_dim > 4096:
+        parser.error(f"--latent-dim {args.latent_dim} is too large (at most 4096)")
+    check_common_arguments(parser, args)
+    return args
+
+
+def add_gan_arguments(parser: argparse.ArgumentParser) -> None:
+    gan = parser.add_argument_group("GAN")
+    gan.add_argument("--objective", choices=list(OBJECTIVES), default="dcgan")
+    gan.add_argument("--arch", choices=ARCHITECTURES, default="conv", help="conv: DCGAN-style conv nets; mlp: the classic WGAN demo pair")
+    gan.add_argument("--latent-dim", type=int, default=100)
+    gan.add_argument("--width", type=int, default=64, help="conv channels at full resolution (generator and critic)")
+    gan.add_argument("--hidden", type=int, nargs="+", default=[512, 512, 512], help="MLP hidden sizes")
+    gan.add_argument("--critic-norm", choices=["auto", "batch", "layer", "none"], default="auto",
+                     help="conv critic normalization (auto: the objective's; never batch norm with a gradient penalty)")
+    gan.add_argument("--image-size", type=int, default=None, help="resize images (default: the dataset's size)")
+    gan.add_argument("--channels", type=int, choices=[1, 3], default=None)
+    optim = parser.add_argument_group("optimization (default: the objective's recipe)")
+    optim.add_argument("--lr", type=float, default=None)
+    optim.add_argument("--generator-lr-scale", type=float, default=1.0, help="the generator's learning rate over the critic's")
+    optim.add_argument("--n-critic", type=int, default=None, help="critic updates per generator update")
+    optim.add_argument("--ema-decay", type=float, default=0.999)
+    parser.add_argument("--card-note", default=None, help="a sentence for the model card's training section (e.g. the machine)")
+
+
+def check_gan_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    check_positive(parser, args, "latent_dim", "width", "n_critic", "lr", "generator_lr_scale", "image_size")
+    if any(h < 1 for h in args.hidden):
+        parser.error("--hidden sizes must be positive")
+    if args.latent_dim > 4096:
+        parser.error(f"--latent-dim {args.latent_dim} is too large (at most 4096)")
+    if not 0 <= args.ema_decay < 1:
+        parser.error("--ema-decay must be in [0, 1)")
+    if args.critic_norm == "batch" and get_objective(args.objective).penalty_weight:
+        parser.error(f"--objective {args.objective} uses a per-sample gradient penalty: pick --critic-norm layer or none, not batch")
+
+
+def parse_gan_args(argv=None, description: str | None = None) -> argparse.Namespace:
+    """train/gan.py's flags (a recipe's fields), checked before anything is built."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser, dataset="mnist", epochs=5, batch_size=64, out="runs/gan")
+    add_gan_arguments(parser)
+    add_evaluation_arguments(parser)
+    args = parse_with_recipe(parser, argv, script="gan")
+    check_gan_arguments(parser, args)
+    check_common_arguments(parser, args)
+    return args
+
+
+def parse_vaegan_args(argv=None, description: str | None = None) -> argparse.Namespace:
+    """train/vaegan.py's flags (a recipe's fields), checked before anything is built."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser, dataset="anime-faces", epochs=5, batch_size=64, out="runs/vaegan")
+    parser.add_argument("--vae-repo-id", default=None, help="Hub repository of the pre-trained VAE (required with --push; --repo-id is the GAN's)")
+    model = parser.add_argument_group("model (the VAE decoder and the generator share it)")
+    model.add_argument("--latent-dim", type=int, default=64)
+    model.add_argument("--width", type=int, default=32, help="conv channels at full resolution (VAE, generator and critic)")
+    model.add_argument("--image-size", type=int, default=None, help="square side; non-square images are center-cropped (default: the dataset's size)")
+    model.add_argument("--channels", type=int, choices=[1, 3], default=None)
+    vae = parser.add_argument_group("phase 1: VAE pre-training")
+    vae.add_argument("--vae-epochs", type=int, default=10)
+    vae.add_argument("--vae-lr", type=float, default=1e-3)
+    vae.add_argument("--kl-weight", type=float, default=1.0, help="weight of the KL term (beta); 1 trains the true ELBO")
+    vae.add_argument("--kl-warmup", type=int, default=0, help="epochs over which the KL weight ramps up from 0")
+    vae.add_argument("--vae-eval-k", type=int, default=100, help="importance samples for the VAE's validation NLL")
+    vae.add_argument("--vae-eval-limit", type=int, default=500, help="validation images for the VAE's NLL")
+    gan = parser.add_argument_group("phase 2: GAN from the decoder (the objective's recipe unless overridden)")
+    gan.add_argument("--objective", choices=list(OBJECTIVES), default="dcgan")
+    gan.add_argument("--lr", type=float, default=None)
+    gan.add_argument("--generator-lr-scale", type=float, default=2.0,
+                     help="the warm-started generator's learning rate over the critic's (2: it reaches the cold start's final SWD "
+                          "sooner in benchmarks/warm_start.py, see docs/warm_start)")
+    gan.add_argument("--n-critic", type=int, default=None)
+    gan.add_argument("--ema-decay", type=float, default=0.999)
+    parser.add_argument("--card-note", default=None, help="a sentence for the GAN card's training section (e.g. the machine)")
+    add_evaluation_arguments(parser)
+    args = parse_with_recipe(parser, argv, script="vaegan")
+    if args.push and not args.vae_repo_id:
+        parser.error("--push needs --vae-repo-id too (e.g. --vae-repo-id your-name/vae-anime-faces): both models are pushed")
+    check_positive(parser, args, "vae_epochs", "latent_dim", "width", "vae_lr", "lr", "n_critic", "generator_lr_scale", "vae_eval_k",
+                   "vae_eval_limit", "image_size")
+    if args.resume:
+        parser.error("train/vaegan.py has no --resume: resume its phases with train/vae.py --out OUT/vae and train/gan.py --out OUT/gan")
+    check_common_arguments(parser, args)
+    return args
+
+
+
+PARSERS = {"vae": parse_vae_args, "gan": parse_gan_args, "vaegan": parse_vaegan_args}
+
+
+def recipe_args(path, **overrides) -> argparse.Namespace:
+    """A recipe file as the namespace its script would parse (the script's defaults filled in),
+    with `overrides` replacing single fields: how benchmarks and tests run a recipe."""
+    script = read_recipe(path)["script"]
+    if script not in PARSERS:
+        raise ValueError(f"{path} names no training script (script = {script!r}; one of {sorted(PARSERS)})")
+    args = PARSERS[script](["--recipe", str(path)])
+    return argparse.Namespace(**{**vars(args), **overrides})

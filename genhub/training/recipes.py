@@ -37,7 +37,7 @@ def read_recipe(path) -> dict:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise RecipeError(f"{path} is not valid TOML: {error}") from error
     script = document.pop("script", None)
-    document.pop("description", None)
+    description = document.pop("description", None)
     fields: dict = {}
     for key, value in document.items():
         items = value.items() if isinstance(value, dict) else [(key, value)]
@@ -45,7 +45,7 @@ def read_recipe(path) -> dict:
             if name in fields:
                 raise RecipeError(f"{path}: field {name!r} is given twice")
             fields[name] = item
-    return {"script": script, "fields": fields, "path": path}
+    return {"script": script, "description": description, "fields": fields, "path": path}
 
 
 def parse_with_recipe(parser: argparse.ArgumentParser, argv=None, *, script: str) -> argparse.Namespace:

@@ -134,7 +134,7 @@ def train_vae(args, *, command: str | None = None, card_extra: dict | None = Non
         print(f"{len(train)} train / {len(validation)} {val_split} images {tuple(train.shape[1:])}, {model.likelihood} likelihood, "
               f"{model.num_parameters():,} parameters, on {environment_summary(device)}", flush=True)
         seconds = args.time_budget * 60 if args.time_budget else None
-        trainer.fit(train, args.epochs, seconds=seconds, validation=validation)
+        trainer.fit(train, args.epochs, seconds=seconds, validation=validation, stop_inside_epoch=False)  # every epoch is validated
     return package_vae(args, train, validation, val_split, out, device, trainer=trainer, card_extra=card_extra)
 
 
