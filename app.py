@@ -18,8 +18,8 @@ import os
 import gradio as gr
 import torch
 
-from genhub.space import app_logic as logic
 from genhub.models.hub import ModelLoadError
+from genhub.space import app_logic as logic
 
 log = logging.getLogger("genhub.app")
 
@@ -78,8 +78,13 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
                     sample_count = gr.Slider(1, logic.MAX_SAMPLES, value=16, step=1, label="Number of images")
                     sample_button = gr.Button("Sample", variant="primary", elem_id="sample-button")
                 sample_image = gr.Image(
-                    label="Samples (download as PNG)", format="png", type="pil", buttons=["download"],
-                    interactive=False, elem_id="sample-image", elem_classes="pixelated",
+                    label="Samples (download as PNG)",
+                    format="png",
+                    type="pil",
+                    buttons=["download"],
+                    interactive=False,
+                    elem_id="sample-image",
+                    elem_classes="pixelated",
                 )
 
             with gr.Tab("Latent sliders", id="sliders"):
@@ -95,14 +100,24 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
                         count = logic.num_sliders(model) if model else 0
                         sliders = [
                             gr.Slider(
-                                -logic.SLIDER_LIMIT, logic.SLIDER_LIMIT, step=0.05, label=f"z[{i}]",
-                                value=start_values[i] if i < count else 0.0, visible=i < count, elem_id=f"z{i}",
+                                -logic.SLIDER_LIMIT,
+                                logic.SLIDER_LIMIT,
+                                step=0.05,
+                                label=f"z[{i}]",
+                                value=start_values[i] if i < count else 0.0,
+                                visible=i < count,
+                                elem_id=f"z{i}",
                             )
                             for i in range(logic.NUM_SLIDERS)
                         ]
                     slider_image = gr.Image(
-                        start_image, label="Decoded", format="png", type="pil", interactive=False,
-                        elem_id="slider-image", elem_classes="pixelated",
+                        start_image,
+                        label="Decoded",
+                        format="png",
+                        type="pil",
+                        interactive=False,
+                        elem_id="slider-image",
+                        elem_classes="pixelated",
                     )
 
             with gr.Tab("Interpolate", id="interpolate"):
@@ -135,8 +150,12 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
                     rows = gr.Slider(1, logic.MAX_ROWS, value=8, step=1, label="Rows")
                     explore_button = gr.Button("Perturb", variant="primary", elem_id="explore-button")
                 explore_image = gr.Image(
-                    label="Perturbation grid", format="png", type="pil", interactive=False,
-                    elem_id="explore-image", elem_classes="pixelated",
+                    label="Perturbation grid",
+                    format="png",
+                    type="pil",
+                    interactive=False,
+                    elem_id="explore-image",
+                    elem_classes="pixelated",
                 )
 
             # The tab stays (Gradio 6.31 does not hide a tab's button on update); its content shows for VAEs only.
@@ -146,13 +165,22 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
                     gr.Markdown("Draw a digit (or upload an image); the VAE encodes it and decodes the posterior mean.")
                     with gr.Row():
                         sketch = gr.Sketchpad(
-                            label="Draw or upload", type="pil", image_mode="RGBA", sources=["upload", "clipboard"],
-                            canvas_size=(280, 280), brush=gr.Brush(default_size=12, colors=["#000000"], color_mode="fixed"),
-                            layers=False, elem_id="sketch",
+                            label="Draw or upload",
+                            type="pil",
+                            image_mode="RGBA",
+                            sources=["upload", "clipboard"],
+                            canvas_size=(280, 280),
+                            brush=gr.Brush(default_size=12, colors=["#000000"], color_mode="fixed"),
+                            layers=False,
+                            elem_id="sketch",
                         )
                         reconstruction = gr.Image(
-                            label="Model input | reconstruction", format="png", type="pil", interactive=False,
-                            elem_id="reconstruction", elem_classes="pixelated",
+                            label="Model input | reconstruction",
+                            format="png",
+                            type="pil",
+                            interactive=False,
+                            elem_id="reconstruction",
+                            elem_classes="pixelated",
                         )
                     reconstruct_button = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct-button")
 
@@ -166,9 +194,7 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
             model = registry.get(key)
             values, image = logic.slider_start(model, seed)
             count = len(values)
-            updates = [
-                gr.update(value=values[i] if i < count else 0.0, visible=i < count) for i in range(logic.NUM_SLIDERS)
-            ]
+            updates = [gr.update(value=values[i] if i < count else 0.0, visible=i < count) for i in range(logic.NUM_SLIDERS)]
             return *updates, image
 
         @user_errors
@@ -193,34 +219,48 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
         sample_inputs = [model_choice, sample_seed, sample_count]
         gr.on([sample_button.click, sample_seed.submit], sample, sample_inputs, sample_image, api_name="sample")
         gr.on(
-            [new_code.click, slider_seed.submit], start_sliders, [model_choice, slider_seed], [*sliders, slider_image],
+            [new_code.click, slider_seed.submit],
+            start_sliders,
+            [model_choice, slider_seed],
+            [*sliders, slider_image],
             api_name="slider_start",
         )
         gr.on(
-            [s.input for s in sliders], redraw, [model_choice, slider_seed, *sliders], slider_image,
-            api_name="redraw", show_progress="hidden", trigger_mode="always_last",
+            [s.input for s in sliders],
+            redraw,
+            [model_choice, slider_seed, *sliders],
+            slider_image,
+            api_name="redraw",
+            show_progress="hidden",
+            trigger_mode="always_last",
         )
         seeds_button.click(
             user_errors(lambda key, a, b, n: logic.interpolate_seeds(registry.get(key), a, b, n)),
-            [model_choice, seed_a, seed_b, steps], [strip, gif], api_name="interpolate_seeds",
+            [model_choice, seed_a, seed_b, steps],
+            [strip, gif],
+            api_name="interpolate_seeds",
         )
         images_button.click(
             user_errors(lambda key, a, b, n: logic.interpolate_images(registry.get(key), a, b, n)),
-            [model_choice, image_a, image_b, steps], [strip, gif], api_name="interpolate_images",
+            [model_choice, image_a, image_b, steps],
+            [strip, gif],
+            api_name="interpolate_images",
         )
         explore_button.click(
             user_errors(lambda key, seed, first, n: logic.perturbation_grid(registry.get(key), seed, first, n)),
-            [model_choice, explore_seed, first_dim, rows], explore_image, api_name="explore",
+            [model_choice, explore_seed, first_dim, rows],
+            explore_image,
+            api_name="explore",
         )
         reconstruct_button.click(
             user_errors(lambda key, image: logic.reconstruct(registry.get(key), image)),
-            [model_choice, sketch], reconstruction, api_name="reconstruct",
+            [model_choice, sketch],
+            reconstruction,
+            api_name="reconstruct",
         )
-        model_choice.change(
-            select_model, model_choice, [info, reconstruct_panel, needs_vae, image_pair], api_name="select_model"
-        ).then(start_sliders, [model_choice, slider_seed], [*sliders, slider_image], api_visibility="private").then(
-            sample, sample_inputs, sample_image, api_visibility="private"
-        )
+        model_choice.change(select_model, model_choice, [info, reconstruct_panel, needs_vae, image_pair], api_name="select_model").then(
+            start_sliders, [model_choice, slider_seed], [*sliders, slider_image], api_visibility="private"
+        ).then(sample, sample_inputs, sample_image, api_visibility="private")
         gr.on([load_hub.click, hub_id.submit], add_hub_model, hub_id, [model_choice, notices], api_name="load_hub")
         demo.load(sample, sample_inputs, sample_image, api_visibility="private")
 

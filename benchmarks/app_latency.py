@@ -54,8 +54,12 @@ def cpu_seconds(pid: int) -> float | None:
 def start_server(weights: Path) -> tuple[subprocess.Popen, str, float, float | None]:
     port = free_port()
     env = dict(
-        os.environ, GENHUB_WEIGHTS_DIR=str(weights), GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
-        HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False",
+        os.environ,
+        GENHUB_WEIGHTS_DIR=str(weights),
+        GRADIO_SERVER_NAME="127.0.0.1",
+        GRADIO_SERVER_PORT=str(port),
+        HF_HUB_OFFLINE="1",
+        GRADIO_ANALYTICS_ENABLED="False",
     )
     url = f"http://127.0.0.1:{port}/"
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
@@ -68,10 +72,10 @@ def start_server(weights: Path) -> tuple[subprocess.Popen, str, float, float | N
                     return server, url, time.perf_counter() - start, cpu_seconds(server.pid)
         except OSError:
             if server.poll() is not None:
-                raise SystemExit(f"app.py exited: {Path(log.name).read_text()[-2000:]}")
+                raise SystemExit(f"app.py exited: {Path(log.name).read_text()[-2000:]}") from None
             if time.perf_counter() - start > 120:
                 server.kill()
-                raise SystemExit(f"app.py did not serve its page within 120 s: {Path(log.name).read_text()[-2000:]}")
+                raise SystemExit(f"app.py did not serve its page within 120 s: {Path(log.name).read_text()[-2000:]}") from None
             time.sleep(0.05)
 
 
@@ -203,8 +207,10 @@ def main() -> None:
             served = timed(through_app, args.repeats)
             served["compute_p50_ms"] = timed(direct, args.repeats)["p50_ms"]
             models[label][name] = served
-            print(f"{label:34s} {name:13s} p50 {served['p50_ms']:7.1f} ms  p95 {served['p95_ms']:7.1f} ms  "
-                  f"compute p50 {served['compute_p50_ms']:6.2f} ms  (floor p50 {results['floor']['p50_ms']:.1f} ms)")
+            print(
+                f"{label:34s} {name:13s} p50 {served['p50_ms']:7.1f} ms  p95 {served['p95_ms']:7.1f} ms  "
+                f"compute p50 {served['compute_p50_ms']:6.2f} ms  (floor p50 {results['floor']['p50_ms']:.1f} ms)"
+            )
             save(report, args.out)
     stop(server)
     report["complete"] = True

@@ -30,7 +30,6 @@ import json
 import math
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -43,8 +42,8 @@ import torch
 from torch import nn
 
 from genhub.models.nets import mlp
-from genhub.runtime import portable
 from genhub.objectives import OBJECTIVES, get_objective
+from genhub.runtime import portable
 from genhub.training import GANTrainer, TrainingDiverged, TrainSettings
 
 RADIUS, STD, MODES = 2.0, 0.05, 8
@@ -108,8 +107,12 @@ def evaluate(points: torch.Tensor, data: torch.Tensor) -> dict:
 def run(name: str, args) -> tuple[dict, torch.Tensor]:
     torch.manual_seed(args.seed)
     objective = get_objective(name)
-    trainer = GANTrainer(PointGenerator(), critic_for(objective), objective,
-                         settings=TrainSettings(batch_size=args.batch_size, seed=args.seed, progress=False, check_every=1))
+    trainer = GANTrainer(
+        PointGenerator(),
+        critic_for(objective),
+        objective,
+        settings=TrainSettings(batch_size=args.batch_size, seed=args.seed, progress=False, check_every=1),
+    )
     # One epoch of fresh ring points holds every batch the budget of generator steps needs.
     data = ring(args.steps * trainer.n_critic * args.batch_size, torch.Generator().manual_seed(args.seed + 1))
     diverged = None
@@ -122,7 +125,12 @@ def run(name: str, args) -> tuple[dict, torch.Tensor]:
         points = trainer.ema(trainer.ema.sample_latent(2500, seed=123))
     if diverged or not torch.isfinite(points).all():
         return {"objective": name, "diverged": diverged or "non-finite samples", "seconds": seconds}, points
-    result = {"objective": name, **evaluate(points, ring(1000, torch.Generator().manual_seed(999))), "seconds": seconds, "critic_steps": trainer.critic_steps}
+    result = {
+        "objective": name,
+        **evaluate(points, ring(1000, torch.Generator().manual_seed(999))),
+        "seconds": seconds,
+        "critic_steps": trainer.critic_steps,
+    }
     return result, points
 
 
@@ -137,7 +145,17 @@ def panel_grid(panels: int, panel_size: tuple[float, float], columns: int = 5):
 
 def ring_benchmark(names: list[str], args, out: Path) -> None:
     load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
-    floor = float(ot.emd2(ot.unif(1000), ot.unif(1000), ot.dist(ring(1000, torch.Generator().manual_seed(5)).double().numpy(), ring(1000, torch.Generator().manual_seed(999)).double().numpy(), metric="euclidean")))
+    floor = float(
+        ot.emd2(
+            ot.unif(1000),
+            ot.unif(1000),
+            ot.dist(
+                ring(1000, torch.Generator().manual_seed(5)).double().numpy(),
+                ring(1000, torch.Generator().manual_seed(999)).double().numpy(),
+                metric="euclidean",
+            ),
+        )
+    )
     results, samples = [], {}
     for name in names:
         result, points = run(name, args)
@@ -159,7 +177,9 @@ def ring_benchmark(names: list[str], args, out: Path) -> None:
     figure.tight_layout()
     figure.savefig(out / "ring.png", dpi=90)
     machine = machine_summary(args.threads, load)
-    (out / "ring.json").write_text(json.dumps({"args": portable(vars(args)), "machine": machine, "w1_floor": floor, "results": results}, indent=2) + "\n")
+    (out / "ring.json").write_text(
+        json.dumps({"args": portable(vars(args)), "machine": machine, "w1_floor": floor, "results": results}, indent=2) + "\n"
+    )
     lines = [
         "# Every GAN objective on a ring of 8 Gaussians",
         "",
@@ -175,7 +195,10 @@ def ring_benchmark(names: list[str], args, out: Path) -> None:
         if "diverged" in r:
             lines.append(f"| {r['objective']} | diverged: {r['diverged']} | | | | {r['seconds']:.0f} |")
         else:
-            lines.append(f"| {r['objective']} | {r['modes']} | {r['high_quality']:.3f} | {r['w1']:.4f} | {r['w1'] / floor:.1f} | {r['seconds']:.0f} |")
+            lines.append(
+                f"| {r['objective']} | {r['modes']} | {r['high_quality']:.3f} | {r['w1']:.4f} | {r['w1'] / floor:.1f} "
+                f"| {r['seconds']:.0f} |"
+            )
     (out / "ring.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {out}/ring.md, ring.json, ring.png")
 
@@ -219,9 +242,13 @@ def run_mnist(name: str, args, train_images: torch.Tensor, reference: torch.Tens
     except TrainingDiverged:
         diverged = f"non-finite losses at generator step {trainer.generator_steps}"
     result = {
-        "objective": name, "critic": f"{type(critic).__name__} ({objective.critic_kind})", "n_critic": trainer.n_critic,
-        "generator_steps": trainer.generator_steps, "critic_steps": trainer.critic_steps,
-        "train_cpu_seconds": trainer.train_seconds, "load_average_at_start": load,
+        "objective": name,
+        "critic": f"{type(critic).__name__} ({objective.critic_kind})",
+        "n_critic": trainer.n_critic,
+        "generator_steps": trainer.generator_steps,
+        "critic_steps": trainer.critic_steps,
+        "train_cpu_seconds": trainer.train_seconds,
+        "load_average_at_start": load,
     }
     if diverged:
         return {**result, "diverged": diverged, "wall_seconds": time.perf_counter() - wall_started}
@@ -232,14 +259,19 @@ def run_mnist(name: str, args, train_images: torch.Tensor, reference: torch.Tens
         return {**result, "diverged": "non-finite samples", "wall_seconds": time.perf_counter() - wall_started}
     metrics, details = evaluate_images(samples, reference, classifier=classifier, seed=args.seed)
     metrics["class_counts"] = details["class_histogram"]["counts"]
-    return {**result, **metrics, "verdict": verdict(metrics), "eval_cpu_seconds": time.process_time() - eval_started,
-            "wall_seconds": time.perf_counter() - wall_started}
+    return {
+        **result,
+        **metrics,
+        "verdict": verdict(metrics),
+        "eval_cpu_seconds": time.process_time() - eval_started,
+        "wall_seconds": time.perf_counter() - wall_started,
+    }
 
 
 def mnist_benchmark(names: list[str], args, out: Path) -> None:
     from genhub import load_images
-    from genhub.models.classifier import load_evaluator
     from genhub.evaluation import reference_images
+    from genhub.models.classifier import load_evaluator
 
     grids = out / "mnist"
     grids.mkdir(parents=True, exist_ok=True)
@@ -249,7 +281,11 @@ def mnist_benchmark(names: list[str], args, out: Path) -> None:
         classifier = load_evaluator("mnist")
         for name in names:
             result = run_mnist(name, args, train_images, reference, classifier, grids)
-            result.update(args=portable(vars(args)), machine=machine_summary(args.threads, f"{result['load_average_at_start']:.1f}"), reference=f"{len(reference)} MNIST {split} images")
+            result.update(
+                args=portable(vars(args)),
+                machine=machine_summary(args.threads, f"{result['load_average_at_start']:.1f}"),
+                reference=f"{len(reference)} MNIST {split} images",
+            )
             (grids / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
             print(json.dumps(result), flush=True)
     mnist_report(out)
@@ -284,7 +320,8 @@ def mnist_report(out: Path) -> None:
         "",
         f"`python benchmarks/objectives.py --mnist --cpu-seconds {args.cpu_seconds:g}` on {machine}.",
         f"Each objective trains the same DCGAN-style conv generator (width {args.width}, latent {args.latent_dim}, same seeded",
-        f"initialisation) and the conv critic its objective declares (width {args.width}: one score, {get_objective('mmdgan').feature_dim} features, or an",
+        f"initialisation) and the conv critic its objective declares (width {args.width}: one score, "
+        f"{get_objective('mmdgan').feature_dim} features, or an",
         f"auto-encoder) with its own registered recipe, batch {args.batch_size}, through the one `GANTrainer`, for",
         f"**{args.cpu_seconds:g} s of process CPU time** (`time.process_time`, 1 torch thread): objectives with n_critic 5 get",
         f"about a fifth of the generator steps. Then {args.eval_samples} samples of the EMA generator are compared with",
@@ -306,8 +343,10 @@ def mnist_report(out: Path) -> None:
         if "diverged" in r:
             lines.append(f"{head} | | | | | diverged: {r['diverged']} | |")
         else:
-            lines.append(f"{head} {r['fd']:.1f} | {r['kid'] * 1000:,.1f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['class_coverage']} | "
-                         f"{r['verdict']} | [png](mnist/{r['objective']}.png) |")
+            lines.append(
+                f"{head} {r['fd']:.1f} | {r['kid'] * 1000:,.1f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['class_coverage']} | "
+                f"{r['verdict']} | [png](mnist/{r['objective']}.png) |"
+            )
     if missing:
         lines += ["", f"Not run yet: {', '.join(missing)}."]
     (out / "mnist.md").write_text("\n".join(lines) + "\n")

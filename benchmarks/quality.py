@@ -33,14 +33,12 @@ import json
 import math
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
 
 from genhub import load_images
 from genhub.evaluation import METRICS, evaluate_images, generate
@@ -64,8 +62,12 @@ class LabDCGANGenerator(nn.Module):
         a, b, c, d = widths
         block = lambda i, o, k, s=1: [nn.ConvTranspose2d(i, o, k, s, bias=False), nn.BatchNorm2d(o), nn.ReLU()]  # noqa: E731
         self.net = nn.Sequential(
-            *block(latent_dim, a, 5), *block(a, b, 5), *block(b, c, 5, 2), *block(c, d, 5),
-            nn.ConvTranspose2d(d, 1, 4), nn.Sigmoid(),
+            *block(latent_dim, a, 5),
+            *block(a, b, 5),
+            *block(b, c, 5, 2),
+            *block(c, d, 5),
+            nn.ConvTranspose2d(d, 1, 4),
+            nn.Sigmoid(),
         )
 
     def forward(self, z):
@@ -79,11 +81,20 @@ class LabDCGANDiscriminator(nn.Module):
         super().__init__()
         a, b, c, d = widths
         self.net = nn.Sequential(
-            nn.Conv2d(1, a, 4), nn.LeakyReLU(0.2),
-            nn.Conv2d(a, b, 5, bias=False), nn.BatchNorm2d(b), nn.LeakyReLU(0.2),
-            nn.Conv2d(b, c, 5, 2, bias=False), nn.BatchNorm2d(c), nn.LeakyReLU(0.2),
-            nn.Conv2d(c, d, 5, bias=False), nn.BatchNorm2d(d), nn.LeakyReLU(0.2),
-            nn.Conv2d(d, 1, 5), nn.Flatten(), nn.Sigmoid(),
+            nn.Conv2d(1, a, 4),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(a, b, 5, bias=False),
+            nn.BatchNorm2d(b),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(b, c, 5, 2, bias=False),
+            nn.BatchNorm2d(c),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(c, d, 5, bias=False),
+            nn.BatchNorm2d(d),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(d, 1, 5),
+            nn.Flatten(),
+            nn.Sigmoid(),
         )
 
     def forward(self, x):
@@ -110,11 +121,13 @@ class ClassicVAE(nn.Module):
 
     def __init__(self):
         super().__init__()
+
         def stack(sizes):
             layers = []
             for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
                 layers += [nn.Linear(fan_in, fan_out), nn.BatchNorm1d(fan_out), nn.ReLU()]
             return layers
+
         self.encoder = nn.Sequential(nn.Flatten(), *stack([784, 512, 256, 128]), nn.Linear(128, 64))
         self.decoder = nn.Sequential(*stack([32, 128, 256, 512]), nn.Linear(512, 784), nn.Unflatten(1, (1, 28, 28)))
 
@@ -242,7 +255,9 @@ def train_lab_dcgan(data, budget: Budget, seed: int, recipe: dict):
         real = to_unit_range(real)
         fake = generator(torch.randn(len(real), latent, device=budget.device))
         ones, zeros = torch.ones(len(real), device=budget.device), torch.zeros(len(real), device=budget.device)
-        gradient_step(opt_d, F.binary_cross_entropy(discriminator(real), ones) + F.binary_cross_entropy(discriminator(fake.detach()), zeros))
+        gradient_step(
+            opt_d, F.binary_cross_entropy(discriminator(real), ones) + F.binary_cross_entropy(discriminator(fake.detach()), zeros)
+        )
         gradient_step(opt_g, F.binary_cross_entropy(discriminator(fake), ones))
         steps += 1
     return Sampler(generator, latent), {"critic steps": steps, "generator steps": steps}
@@ -251,7 +266,9 @@ def train_lab_dcgan(data, budget: Budget, seed: int, recipe: dict):
 def train_classic_wgan(data, budget: Budget, seed: int, recipe: dict):
     latent, clip = recipe["latent_dim"], recipe["clip"]
     generator = ClassicWGANGenerator(latent).to(budget.device)
-    critic = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.LeakyReLU(0.2), nn.Linear(64, 128), nn.LeakyReLU(0.2), nn.Linear(128, 1)).to(budget.device)
+    critic = nn.Sequential(
+        nn.Flatten(), nn.Linear(784, 64), nn.LeakyReLU(0.2), nn.Linear(64, 128), nn.LeakyReLU(0.2), nn.Linear(128, 1)
+    ).to(budget.device)
     opt_g, opt_c = torch.optim.RMSprop(generator.parameters(), recipe["lr"]), torch.optim.RMSprop(critic.parameters(), recipe["lr"])
     critic_steps = generator_steps = 0
     for real in budgeted_batches(data, recipe["batch_size"], budget, seed):  # the budget is checked after each generator step
@@ -342,8 +359,16 @@ def mean_over_seeds(runs: list[dict]) -> list[dict]:
             values = [run["metrics"][key] for run in mine]
             metrics[key] = values[0] if len(set(values)) == 1 else sum(values) / len(values)  # agreeing seeds keep a count an integer
         train = {key: " / ".join(str(run["train"][key]) for run in mine) for key in mine[0]["train"]}
-        rows.append({"recipe": name, "family": mine[0]["family"], "pair": mine[0]["pair"], "metrics": metrics, "train": train,
-                     "runs": [{"seed": run["seed"], "metrics": run["metrics"], "train": run["train"]} for run in mine]})
+        rows.append(
+            {
+                "recipe": name,
+                "family": mine[0]["family"],
+                "pair": mine[0]["pair"],
+                "metrics": metrics,
+                "train": train,
+                "runs": [{"seed": run["seed"], "metrics": run["metrics"], "train": run["train"]} for run in mine],
+            }
+        )
     return rows
 
 
@@ -357,8 +382,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="train every recipe once per seed; the table shows the means")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="recipes trained at once, in separate processes (CPU: each still gets --budget seconds of its own CPU time)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="recipes trained at once, in separate processes (CPU: each still gets --budget seconds of its own CPU time)",
+    )
     parser.add_argument("--out", default="docs")
     args = parser.parse_args(argv)
     if args.budget <= 0 or args.samples < 2 or args.nll_k < 1 or args.nll_images < 1 or args.jobs < 1:
@@ -372,7 +401,7 @@ def main(argv=None) -> dict:
     selected = [index for index, recipe in enumerate(RECIPES) if not families or recipe[1] in families]
 
     evaluation = evaluation_data(args, device)
-    real = (load_images("mnist", split="train").images[-args.samples:].float() / 255).to(device)
+    real = (load_images("mnist", split="train").images[-args.samples :].float() / 255).to(device)
     real_metrics, _ = evaluate_images(real, evaluation["reference"], classifier=evaluation["classifier"], seed=args.seeds[0])
     rows = [{"recipe": "real MNIST train images (the floor)", "family": "reference", "pair": "real", "metrics": real_metrics, "train": {}}]
     print(f"floor: {real_metrics}", flush=True)
@@ -395,7 +424,8 @@ def main(argv=None) -> dict:
         "samples": len(evaluation["reference"]),
         "NLL": f"IWAE k={args.nll_k} on the first {len(evaluation['nll_images'])} binarized-MNIST validation images",
         "recipes trained at once (processes)": args.jobs,
-        "seeds": ", ".join(map(str, args.seeds)) + (" (each cell is the mean over the seeds; training figures per seed)" if len(args.seeds) > 1 else ""),
+        "seeds": ", ".join(map(str, args.seeds))
+        + (" (each cell is the mean over the seeds; training figures per seed)" if len(args.seeds) > 1 else ""),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -446,21 +476,28 @@ def verdict(rows: list[dict]) -> list[str]:
 
 def render(rows: list[dict], context: dict) -> str:
     header = "| recipe | FD ↓ | KID×10³ ↓ | precision ↑ | recall ↑ | classes ↑ | entropy (bits) ↑ | SWD×10³ ↓ | NLL (nats) ↓ | training |"
-    lines = ["# Sample quality: genhub's recipes vs the classic ones", "",
-             "Generated by `benchmarks/quality.py`; every number below was measured in one run of it. Rows marked "
-             "\"defaults\" are train/*.py's default settings, shown for reference outside the verdict.", "",
-             header, "|" + "---|" * 10]
+    lines = [
+        "# Sample quality: genhub's recipes vs the classic ones",
+        "",
+        "Generated by `benchmarks/quality.py`; every number below was measured in one run of it. Rows marked "
+        '"defaults" are train/*.py\'s default settings, shown for reference outside the verdict.',
+        "",
+        header,
+        "|" + "---|" * 10,
+    ]
     for row in rows:
         cells = [_cell(key, row["metrics"].get(key)) for key in COLUMNS]
         train = ", ".join(f"{k} {v}" for k, v in row["train"].items())
         lines.append(f"| {row['recipe']} | " + " | ".join(cells) + f" | {train} |")
     lines += ["", "## Verdict (genhub vs classic, pair by pair)", "", *verdict(rows), "", "## Setup", ""]
     lines += [f"- {key}: {value}" for key, value in context.items()]
-    lines += ["- Reference for FD/KID/precision/recall/SWD: MNIST test; features from genhub's evaluator CNN "
-              "(weights/evaluators/mnist-cnn), not Inception, so values are comparable only within genhub.",
-              "- GANs train on MNIST train (grey); VAEs on binarized-MNIST train so that their NLL is a true likelihood.",
-              "- The floor row compares MNIST train images with MNIST test: what a perfect generator would score at this sample size.",
-              ""]
+    lines += [
+        "- Reference for FD/KID/precision/recall/SWD: MNIST test; features from genhub's evaluator CNN "
+        "(weights/evaluators/mnist-cnn), not Inception, so values are comparable only within genhub.",
+        "- GANs train on MNIST train (grey); VAEs on binarized-MNIST train so that their NLL is a true likelihood.",
+        "- The floor row compares MNIST train images with MNIST test: what a perfect generator would score at this sample size.",
+        "",
+    ]
     return "\n".join(lines)
 
 

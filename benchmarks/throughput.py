@@ -29,7 +29,6 @@ from pathlib import Path
 
 import torch
 
-
 from genhub.data import DATASETS, load_images
 from genhub.models.gan import Critic, gan_class
 from genhub.objectives import get_objective
@@ -65,8 +64,13 @@ RECIPES = {
 def build(recipe: Recipe, image_shape, seed: int = 0):
     torch.manual_seed(seed)
     objective = get_objective(recipe.objective)
-    model = gan_class(recipe.objective)(image_shape=image_shape, architecture=recipe.architecture, width=recipe.width,
-                                        hidden_dims=recipe.hidden_dims, objective=recipe.objective)
+    model = gan_class(recipe.objective)(
+        image_shape=image_shape,
+        architecture=recipe.architecture,
+        width=recipe.width,
+        hidden_dims=recipe.hidden_dims,
+        objective=recipe.objective,
+    )
     critic = Critic(image_shape, recipe.architecture, width=recipe.width, hidden_dims=recipe.hidden_dims, norm=objective.critic_norm)
     return model, critic, objective
 
@@ -149,8 +153,15 @@ def measure(name: str, recipe: Recipe, device, repeats: int, workers: int) -> di
 
     # warm-up: first-call allocations, autotuning, the dataset's first decode
     trainer.fit(on_device[: recipe.batch_size * objective.n_critic * 2], trainer.epoch + 1)
-    classic_epoch(classic_loader(recipe, recipe.batch_size * objective.n_critic * 2, 0), classic_model, classic_critic,
-                  classic_objective, optimizer_g, optimizer_d, device)
+    classic_epoch(
+        classic_loader(recipe, recipe.batch_size * objective.n_critic * 2, 0),
+        classic_model,
+        classic_critic,
+        classic_objective,
+        optimizer_g,
+        optimizer_d,
+        device,
+    )
     classic_rates, genhub_rates = [], []
     for _ in range(repeats):
         classic_rates.append(run_classic())
@@ -158,14 +169,29 @@ def measure(name: str, recipe: Recipe, device, repeats: int, workers: int) -> di
     classic, genhub = max(classic_rates), max(genhub_rates)
     bar = (5.0 if device.type == "cuda" else 1.0) if recipe.conv else 2.0
     result = {
-        "recipe": name, "objective": recipe.objective, "architecture": recipe.architecture, "dataset": recipe.dataset,
-        "image_shape": list(image_shape), "width": recipe.width, "hidden_dims": list(recipe.hidden_dims), "batch_size": recipe.batch_size, "n_critic": objective.n_critic,
-        "images_per_repeat": count, "classic_img_per_s": round(classic, 1), "genhub_img_per_s": round(genhub, 1),
-        "classic_runs": [round(r, 1) for r in classic_rates], "genhub_runs": [round(r, 1) for r in genhub_rates],
-        "ratio": round(genhub / classic, 2), "bar": bar, "meets_bar": genhub / classic >= bar,
+        "recipe": name,
+        "objective": recipe.objective,
+        "architecture": recipe.architecture,
+        "dataset": recipe.dataset,
+        "image_shape": list(image_shape),
+        "width": recipe.width,
+        "hidden_dims": list(recipe.hidden_dims),
+        "batch_size": recipe.batch_size,
+        "n_critic": objective.n_critic,
+        "images_per_repeat": count,
+        "classic_img_per_s": round(classic, 1),
+        "genhub_img_per_s": round(genhub, 1),
+        "classic_runs": [round(r, 1) for r in classic_rates],
+        "genhub_runs": [round(r, 1) for r in genhub_rates],
+        "ratio": round(genhub / classic, 2),
+        "bar": bar,
+        "meets_bar": genhub / classic >= bar,
     }
-    print(f"{name:<16} classic {classic:8.1f} img/s   genhub {genhub:8.1f} img/s   ratio {genhub / classic:5.2f}x   "
-          f"(bar {bar:g}x: {'ok' if result['meets_bar'] else 'MISSED'})", flush=True)
+    print(
+        f"{name:<16} classic {classic:8.1f} img/s   genhub {genhub:8.1f} img/s   ratio {genhub / classic:5.2f}x   "
+        f"(bar {bar:g}x: {'ok' if result['meets_bar'] else 'MISSED'})",
+        flush=True,
+    )
     return result
 
 
@@ -183,11 +209,12 @@ def write_markdown(path: Path, report: dict) -> None:
     for r in report["results"]:
         shape = "x".join(str(s) for s in r["image_shape"])
         size = f"hidden {'x'.join(str(h) for h in r['hidden_dims'])}" if r["architecture"] == "mlp" else f"width {r['width']}"
-        lines.append(f"| {r['recipe']} ({r['objective']}, {r['architecture']} {size}) | {shape} | {r['batch_size']} | "
-                     f"{r['n_critic']} | {r['classic_img_per_s']} | {r['genhub_img_per_s']} | {r['ratio']}x | >= {r['bar']:g}x | "
-                     f"{'yes' if r['meets_bar'] else 'no'} |")
-    lines += ["", "Best of the repeats for each loop; every run is in throughput.json. Reproduce with "
-              f"`{report['command']}`.", ""]
+        lines.append(
+            f"| {r['recipe']} ({r['objective']}, {r['architecture']} {size}) | {shape} | {r['batch_size']} | "
+            f"{r['n_critic']} | {r['classic_img_per_s']} | {r['genhub_img_per_s']} | {r['ratio']}x | >= {r['bar']:g}x | "
+            f"{'yes' if r['meets_bar'] else 'no'} |"
+        )
+    lines += ["", f"Best of the repeats for each loop; every run is in throughput.json. Reproduce with `{report['command']}`.", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
@@ -213,7 +240,9 @@ def main(argv=None) -> dict:
         "workers": args.workers,
         "load_before": load_before,
         "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-        "note": "" if device.type == "cuda" else "No GPU was available for this run, so the CUDA path (bf16 autocast, data on the GPU) is not measured here.",
+        "note": ""
+        if device.type == "cuda"
+        else "No GPU was available for this run, so the CUDA path (bf16 autocast, data on the GPU) is not measured here.",
         "command": portable("python benchmarks/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:])),
         "results": results,
     }

@@ -31,8 +31,9 @@ def main() -> None:
     parser.add_argument("--recipe", default=str(REPO / "recipes" / "vae-binarized-mnist.toml"))
     parser.add_argument("--minutes", type=float, default=30.0, help="training wall-clock budget")
     parser.add_argument("--k", type=int, default=1000, help="importance samples for the NLL estimate")
-    parser.add_argument("--images", type=int, default=2000,
-                        help="validation images for the NLL estimate (the -ELBO always uses all 10,000)")
+    parser.add_argument(
+        "--images", type=int, default=2000, help="validation images for the NLL estimate (the -ELBO always uses all 10,000)"
+    )
     parser.add_argument("--eval-only", action="store_true", help="re-evaluate the finished or stopped run in --out")
     parser.add_argument("--resume", action="store_true", help="continue the stopped run in --out")
     parser.add_argument("--out", default="runs/vae-benchmark")
@@ -40,8 +41,15 @@ def main() -> None:
     args = parser.parse_args()
 
     start = time.time()
-    run_args = recipe_args(args.recipe, time_budget=args.minutes, eval_k=args.k, eval_limit=args.images, out=args.out,
-                           eval_only=args.eval_only, resume=args.resume)
+    run_args = recipe_args(
+        args.recipe,
+        time_budget=args.minutes,
+        eval_k=args.k,
+        eval_limit=args.images,
+        out=args.out,
+        eval_only=args.eval_only,
+        resume=args.resume,
+    )
     train_vae(run_args, command=f"python benchmarks/vae_nll.py --minutes {args.minutes} --k {args.k} --images {args.images}")
     metrics = json.loads((Path(args.out) / "metrics.json").read_text())
     nll = metrics[f"validation_nll_iwae_k{args.k}"]

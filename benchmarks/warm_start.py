@@ -31,23 +31,22 @@ import json
 import multiprocessing
 import os
 import platform
-import sys
 import time
 from pathlib import Path
-
-REPO = Path(__file__).resolve().parent.parent
 
 import torch
 
 from genhub import GenVAE, load_images
-from genhub.models.gan import build_critic, gan_class
 from genhub.evaluation.metrics import laplacian_variance, sliced_wasserstein
-from genhub.objectives import OBJECTIVES, get_objective
 from genhub.images import to_unit_range
+from genhub.models.gan import build_critic, gan_class
+from genhub.objectives import OBJECTIVES, get_objective
 from genhub.runtime import portable
 from genhub.training import Callback, Every, GANTrainer, TrainSettings, VAESettings, VAETrainer
 from genhub.training.vae import BEST_FOLDER
 from genhub.training.warm_start import gan_from_vae, slow_early_layers
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -67,11 +66,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="docs/warm_start")
     parser.add_argument("--work", default="runs/warm_start", help="the VAE run folder (checkpoints, grids)")
-    parser.add_argument("--batch-norm-baseline", action="store_true",
-                        help="also train a cold start of genhub's usual DCGAN generator (with batch norm), as a reference")
-    parser.add_argument("--warm-variant", type=parse_variant, action="append", default=[],
-                        help="an extra warm arm with remedies, e.g. critic_warmup=100,generator_lr_scale=0.5 or "
-                             "early_layers=2,early_lr_scale=0 (repeatable)")
+    parser.add_argument(
+        "--batch-norm-baseline",
+        action="store_true",
+        help="also train a cold start of genhub's usual DCGAN generator (with batch norm), as a reference",
+    )
+    parser.add_argument(
+        "--warm-variant",
+        type=parse_variant,
+        action="append",
+        default=[],
+        help="an extra warm arm with remedies, e.g. critic_warmup=100,generator_lr_scale=0.5 or "
+        "early_layers=2,early_lr_scale=0 (repeatable)",
+    )
     return parser.parse_args(argv)
 
 
@@ -93,8 +100,14 @@ def pretrain_vae(args, train: torch.Tensor) -> tuple[Path, float, list[dict]]:
     best validation ELBO, the CPU seconds it took (per-epoch validation and grids included) and its history."""
     work = Path(args.work) / "vae"
     torch.manual_seed(args.seed)
-    vae = GenVAE(image_shape=tuple(train.shape[1:]), latent_dim=args.latent_dim, architecture="conv", width=args.width,
-                 likelihood="gaussian", prior="standard")
+    vae = GenVAE(
+        image_shape=tuple(train.shape[1:]),
+        latent_dim=args.latent_dim,
+        architecture="conv",
+        width=args.width,
+        likelihood="gaussian",
+        prior="standard",
+    )
     held_out = len(train) // 20
     settings = VAESettings(lr=args.vae_lr, batch_size=args.batch_size, kl_weight=args.kl_weight, seed=args.seed, progress=False)
     trainer = VAETrainer(vae, out=work, settings=settings)
@@ -118,7 +131,7 @@ VARIANT_KEYS = {"critic_warmup": int, "generator_lr_scale": float, "early_layers
 
 
 def parse_variant(text: str) -> dict:
-    """"critic_warmup=100,generator_lr_scale=0.5" -> {"critic_warmup": 100, "generator_lr_scale": 0.5}."""
+    """ "critic_warmup=100,generator_lr_scale=0.5" -> {"critic_warmup": 100, "generator_lr_scale": 0.5}."""
     variant = {}
     for item in text.split(","):
         key, _, value = item.partition("=")
@@ -145,8 +158,17 @@ def variant_name(variant: dict) -> str:
     return "warm" + (f", {', '.join(parts)}" if parts else "")
 
 
-def train_arm(name: str, model, args, train: torch.Tensor, real: torch.Tensor, critic_warmup: int = 0, generator_lr_scale: float = 1.0,
-              early_layers: int = 0, early_lr_scale: float = 1.0) -> dict:
+def train_arm(
+    name: str,
+    model,
+    args,
+    train: torch.Tensor,
+    real: torch.Tensor,
+    critic_warmup: int = 0,
+    generator_lr_scale: float = 1.0,
+    early_layers: int = 0,
+    early_lr_scale: float = 1.0,
+) -> dict:
     """Train `model` for --gan-minutes of CPU time with the one GAN trainer, scoring the EMA
     generator's SWD every --eval-every CPU seconds. Returns the timeline and final samples.
 
@@ -167,15 +189,28 @@ def train_arm(name: str, model, args, train: torch.Tensor, real: torch.Tensor, c
     def score(trainer: GANTrainer) -> None:
         swd = sliced_wasserstein(real, decode_all(trainer.sampling_model(), latents), seed=0)
         seconds = trainer.elapsed()
-        timeline.append({"cpu_seconds": seconds, "generator_steps": trainer.generator_steps, "swd": swd["mean"], "swd_levels": swd["levels"]})
-        print(f"[{name}] {seconds / 60:5.2f} CPU min  step {trainer.generator_steps:5d}  SWD {swd['mean']:.1f} "
-              f"({', '.join(f'{v:.1f}' for v in swd['levels'])})", flush=True)
+        timeline.append(
+            {"cpu_seconds": seconds, "generator_steps": trainer.generator_steps, "swd": swd["mean"], "swd_levels": swd["levels"]}
+        )
+        print(
+            f"[{name}] {seconds / 60:5.2f} CPU min  step {trainer.generator_steps:5d}  SWD {swd['mean']:.1f} "
+            f"({', '.join(f'{v:.1f}' for v in swd['levels'])})",
+            flush=True,
+        )
 
     # The same seeded epochs in every arm: the arms see the same data in the same order.
-    trainer.fit(train, seconds=args.gan_minutes * 60, clock="process",
-                callbacks=[Every(score, seconds=args.eval_every), CriticWarmup(critic_warmup)])
-    return {"name": name, "timeline": timeline, "samples": decode_all(trainer.sampling_model(), latents),
-            "history_last": {k: v[-1] for k, v in trainer.history.items()}}
+    trainer.fit(
+        train,
+        seconds=args.gan_minutes * 60,
+        clock="process",
+        callbacks=[Every(score, seconds=args.eval_every), CriticWarmup(critic_warmup)],
+    )
+    return {
+        "name": name,
+        "timeline": timeline,
+        "samples": decode_all(trainer.sampling_model(), latents),
+        "history_last": {k: v[-1] for k, v in trainer.history.items()},
+    }
 
 
 class CriticWarmup(Callback):
@@ -196,8 +231,14 @@ def run_cold(args, batch_norm: bool = False) -> dict:
     use_one_thread()
     train, real = load_data(args)
     torch.manual_seed(args.seed)  # the generator's initial weights
-    model = gan_class(args.objective)(image_shape=tuple(train.shape[1:]), latent_dim=args.latent_dim, architecture="dcgan", width=args.width,
-                                      batch_norm=batch_norm, objective=args.objective)
+    model = gan_class(args.objective)(
+        image_shape=tuple(train.shape[1:]),
+        latent_dim=args.latent_dim,
+        architecture="dcgan",
+        width=args.width,
+        batch_norm=batch_norm,
+        objective=args.objective,
+    )
     return train_arm("cold, batch-norm generator" if batch_norm else "cold", model, args, train, real)
 
 
@@ -254,8 +295,14 @@ def plot_curves(path: Path, arms: list[dict], target: float, crossing: float | N
         axis.plot(minutes, [p["swd"] for p in arm["timeline"]], "o-", color=colour, markersize=3, label=arm["name"])
     warm = next(arm for arm in arms if arm["name"] == "warm")
     offset = vae_seconds / 60
-    axis.plot([p["cpu_seconds"] / 60 + offset for p in warm["timeline"]], [p["swd"] for p in warm["timeline"]], "--", color="tab:orange",
-              alpha=0.5, label=f"warm, shifted by the {offset:.1f} min of VAE pre-training")
+    axis.plot(
+        [p["cpu_seconds"] / 60 + offset for p in warm["timeline"]],
+        [p["swd"] for p in warm["timeline"]],
+        "--",
+        color="tab:orange",
+        alpha=0.5,
+        label=f"warm, shifted by the {offset:.1f} min of VAE pre-training",
+    )
     axis.axhline(target, color="black", linewidth=0.8, linestyle=":", label=f"cold final SWD {target:.1f}")
     if crossing is not None:
         axis.axvline(crossing / 60, color="tab:orange", linewidth=0.8, linestyle=":")
@@ -290,8 +337,10 @@ def plot_samples(path: Path, panels: list[tuple[str, torch.Tensor]], count: int 
 def machine_summary() -> str:
     load = " ".join(f"{v:.1f}" for v in os.getloadavg())
     gpu = "no GPU" if not torch.cuda.is_available() else torch.cuda.get_device_name()
-    return (f"{os.cpu_count()}-core {platform.machine()} CPU, {gpu}, torch {torch.__version__}, 1 torch thread per arm "
-            f"(shared with other jobs; load average at the end {load})")
+    return (
+        f"{os.cpu_count()}-core {platform.machine()} CPU, {gpu}, torch {torch.__version__}, 1 torch thread per arm "
+        f"(shared with other jobs; load average at the end {load})"
+    )
 
 
 def write_report(args, out: Path, arms: dict[str, dict], vae: dict, real: torch.Tensor, wall_seconds: float) -> dict:
@@ -305,7 +354,8 @@ def write_report(args, out: Path, arms: dict[str, dict], vae: dict, real: torch.
     smooth_target = smoothed(cold["timeline"])[-1]["swd"]
     smooth_reach = {arm["name"]: first_time_at_or_below(smoothed(arm["timeline"]), smooth_target) for arm in arms.values()}
     results = {
-        "config": portable({k: v for k, v in vars(args).items() if k != "warm_variant"}) | {"warm_variants": [variant_name(v) for v in args.warm_variant]},
+        "config": portable({k: v for k, v in vars(args).items() if k != "warm_variant"})
+        | {"warm_variants": [variant_name(v) for v in args.warm_variant]},
         "machine": machine_summary(),
         "wall_minutes": wall_seconds / 60,
         "vae_pretraining_cpu_seconds": vae["seconds"],
@@ -318,8 +368,11 @@ def write_report(args, out: Path, arms: dict[str, dict], vae: dict, real: torch.
         "ratio_gan_time": fraction_of(budget, crossing),
         "ratio_including_vae": fraction_of(budget, crossing, vae["seconds"]),
         "bar_met": crossing is not None and crossing <= budget / 2,
-        "smoothed_3_evals": {"cold_final_swd": smooth_target, "reaches_cold_final_at_cpu_seconds": smooth_reach,
-                             "ratio_gan_time": fraction_of(budget, smooth_reach["warm"])},
+        "smoothed_3_evals": {
+            "cold_final_swd": smooth_target,
+            "reaches_cold_final_at_cpu_seconds": smooth_reach,
+            "ratio_gan_time": fraction_of(budget, smooth_reach["warm"]),
+        },
         "reaches_cold_final_at_cpu_seconds": reach,
         "final_swd": {arm["name"]: arm["timeline"][-1]["swd"] for arm in arms.values()},
         "sharpness_laplacian_variance": sharp,
@@ -329,14 +382,25 @@ def write_report(args, out: Path, arms: dict[str, dict], vae: dict, real: torch.
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     plot_curves(out / "curves.png", list(arms.values()), target, crossing, vae["seconds"])
-    plot_samples(out / "samples.png", [("real (held out)", real), ("VAE (mean images)", vae["samples"])]
-                 + [(f"GAN: {arm['name']}", arm["samples"]) for arm in arms.values()])
+    plot_samples(
+        out / "samples.png",
+        [("real (held out)", real), ("VAE (mean images)", vae["samples"])]
+        + [(f"GAN: {arm['name']}", arm["samples"]) for arm in arms.values()],
+    )
     ordered = list(arms.values())
     lines = ["| eval | " + " | ".join(f"{arm['name']}: CPU min / steps / SWD" for arm in ordered) + " |", "|---|" + "---|" * len(ordered)]
     for index, points in enumerate(zip(*(arm["timeline"] for arm in ordered))):
-        lines.append(f"| {index} | " + " | ".join(f"{p['cpu_seconds'] / 60:.2f} / {p['generator_steps']} / {p['swd']:.1f}" for p in points) + " |")
-    lines += ["", "| arm | final SWD | reaches the cold final SWD at (CPU min) | the same on 3-evaluation running means |", "|---|---|---|---|"]
-    lines += [f"| {name} | {results['final_swd'][name]:.1f} | {in_minutes(reach[name])} | {in_minutes(smooth_reach[name])} |" for name in reach]
+        lines.append(
+            f"| {index} | " + " | ".join(f"{p['cpu_seconds'] / 60:.2f} / {p['generator_steps']} / {p['swd']:.1f}" for p in points) + " |"
+        )
+    lines += [
+        "",
+        "| arm | final SWD | reaches the cold final SWD at (CPU min) | the same on 3-evaluation running means |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {results['final_swd'][name]:.1f} | {in_minutes(reach[name])} | {in_minutes(smooth_reach[name])} |" for name in reach
+    ]
     lines += ["", "| images | Laplacian variance: mean | std | median |", "|---|---|---|---|"]
     lines += [f"| {name} | {v['mean']:.0f} | {v['std']:.0f} | {v['median']:.0f} |" for name, v in sharp.items()]
     (out / "tables.md").write_text("\n".join(lines) + "\n")
@@ -350,11 +414,16 @@ def main(argv=None) -> dict:
     train, real = load_data(args)  # decodes and caches the images once, before the workers read them
     variants = [{}] + args.warm_variant
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=2 + args.batch_norm_baseline + len(args.warm_variant), mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=2 + args.batch_norm_baseline + len(args.warm_variant), mp_context=context
+    ) as pool:
         # The cold arms need no VAE: they train while this process pre-trains it.
         futures = [pool.submit(run_cold, args)] + ([pool.submit(run_cold, args, True)] if args.batch_norm_baseline else [])
         vae_folder, vae_seconds, vae_history = pretrain_vae(args, train)
-        print(f"[VAE] pre-training: {vae_seconds / 60:.2f} CPU min, best validation -ELBO {-max(h['val_elbo'] for h in vae_history):.1f}", flush=True)
+        print(
+            f"[VAE] pre-training: {vae_seconds / 60:.2f} CPU min, best validation -ELBO {-max(h['val_elbo'] for h in vae_history):.1f}",
+            flush=True,
+        )
         futures += [pool.submit(run_warm, args, vae_folder, variant) for variant in variants]
         arms = {}
         for future in futures:
@@ -362,17 +431,29 @@ def main(argv=None) -> dict:
             arms[arm["name"]] = arm
     vae_samples = decode_all(GenVAE.from_pretrained(vae_folder), fixed_latents(args, len(real)))
     real = real.float() / 255
-    vae = {"seconds": vae_seconds, "history": vae_history, "samples": vae_samples, "swd": sliced_wasserstein(real, vae_samples, seed=0)["mean"]}
+    vae = {
+        "seconds": vae_seconds,
+        "history": vae_history,
+        "samples": vae_samples,
+        "swd": sliced_wasserstein(real, vae_samples, seed=0)["mean"],
+    }
     vae["real_vs_real_swd"] = sliced_wasserstein(real, train[: len(real)].float() / 255, seed=0)["mean"]  # the floor: SWD's own noise
     results = write_report(args, Path(args.out), arms, vae, real, time.time() - started)
     crossing = results["warm_reaches_cold_final_at_cpu_seconds"]
-    print(f"cold final SWD {results['cold_final_swd']:.1f} after {results['gan_budget_cpu_seconds'] / 60:.2f} CPU min; warm reaches it at "
-          + (f"{crossing / 60:.2f} CPU min (ratio {results['ratio_gan_time']:.2f}, {results['ratio_including_vae']:.2f} with the VAE)"
-             if crossing is not None else "never within the budget")
-          + f"; bar (<= 0.5) {'met' if results['bar_met'] else 'missed'}")
+    print(
+        f"cold final SWD {results['cold_final_swd']:.1f} after {results['gan_budget_cpu_seconds'] / 60:.2f} CPU min; warm reaches it at "
+        + (
+            f"{crossing / 60:.2f} CPU min (ratio {results['ratio_gan_time']:.2f}, {results['ratio_including_vae']:.2f} with the VAE)"
+            if crossing is not None
+            else "never within the budget"
+        )
+        + f"; bar (<= 0.5) {'met' if results['bar_met'] else 'missed'}"
+    )
     smooth = results["smoothed_3_evals"]
-    print(f"on 3-evaluation running means: cold final {smooth['cold_final_swd']:.1f}, warm ratio "
-          + (f"{smooth['ratio_gan_time']:.2f}" if smooth["ratio_gan_time"] is not None else "never"))
+    print(
+        f"on 3-evaluation running means: cold final {smooth['cold_final_swd']:.1f}, warm ratio "
+        + (f"{smooth['ratio_gan_time']:.2f}" if smooth["ratio_gan_time"] is not None else "never")
+    )
     return results
 
 

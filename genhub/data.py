@@ -44,21 +44,31 @@ class DatasetSpec:
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec("ylecun/mnist", "mnist", "MNIST digits, 28x28 grey, labelled", image_size=28, channels=1),
     "binarized-mnist": DatasetSpec(
-        "binarized_mnist", "binarized_mnist",
+        "binarized_mnist",
+        "binarized_mnist",
         "statically binarized MNIST (Larochelle & Murray 2011), 28x28, pixels 0/255",
-        image_size=28, channels=1, binarize=True,
+        image_size=28,
+        channels=1,
+        binarize=True,
     ),
     "svhn": DatasetSpec(
-        "ufldl-stanford/svhn", "svhn_sample", "SVHN cropped digits, 32x32 RGB",
-        config="cropped_digits", image_size=32, channels=3,
+        "ufldl-stanford/svhn",
+        "svhn_sample",
+        "SVHN cropped digits, 32x32 RGB",
+        config="cropped_digits",
+        image_size=32,
+        channels=3,
     ),
     "anime-faces": DatasetSpec("huggan/anime-faces", "anime_faces", "anime face illustrations, RGB", image_size=64, channels=3),
     "comic-faces": DatasetSpec(
-        "huggan/cartoon-faces", "comic_faces",
+        "huggan/cartoon-faces",
+        "comic_faces",
         "cartoon (Bitmoji avatar) faces, 64x64 RGB; offline: the 3,648 faces of the public Bitmoji Faces set, no stated licence",
-        image_size=64, channels=3,
+        image_size=64,
+        channels=3,
     ),
 }
+
 
 def dataset_key(source) -> str | None:
     """The genhub name of a dataset given by name, Hub id, or a local mirror folder of the shared
@@ -190,9 +200,13 @@ def _load_split(location: str, config: str | None, split: str, source):
     try:
         dataset_dict = datasets.load_dataset(**arguments)
     except Exception as error:  # datasets raises many types: missing repo, offline, bad files
-        hint = "" if path.exists() else (
-            "\nThe Hugging Face Hub could not be reached or has no such dataset. Offline, point "
-            "GENHUB_DATA_DIR at a folder of local datasets or pass a local path."
+        hint = (
+            ""
+            if path.exists()
+            else (
+                "\nThe Hugging Face Hub could not be reached or has no such dataset. Offline, point "
+                "GENHUB_DATA_DIR at a folder of local datasets or pass a local path."
+            )
         )
         raise DatasetError(f"Could not load dataset {source!r} ({location}): {type(error).__name__}: {error}{hint}") from error
     if split not in dataset_dict:

@@ -12,7 +12,7 @@ from torch import nn
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """"auto" is CUDA when present, else the CPU; any torch device name otherwise.
+    """ "auto" is CUDA when present, else the CPU; any torch device name otherwise.
 
     Raises ValueError naming the device when it does not exist or CUDA is not available.
     """

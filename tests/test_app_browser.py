@@ -50,8 +50,12 @@ def app_url(tmp_path_factory):
         weights = str(folder)
     port = free_port()
     env = dict(
-        os.environ, GENHUB_WEIGHTS_DIR=weights, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
-        HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False",
+        os.environ,
+        GENHUB_WEIGHTS_DIR=weights,
+        GRADIO_SERVER_NAME="127.0.0.1",
+        GRADIO_SERVER_PORT=str(port),
+        HF_HUB_OFFLINE="1",
+        GRADIO_ANALYTICS_ENABLED="False",
     )
     log = tmp_path_factory.mktemp("server") / "server.log"
     with open(log, "w") as output:

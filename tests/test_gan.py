@@ -1,11 +1,10 @@
 """GAN networks, Hub classes, the trainer (resume, divergence, EMA) and train/gan.py end to end."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import script
 from huggingface_hub import ModelCard
 
 from genhub import GenDCGAN, GenGAN, GenWGAN, ModelLoadError, load_model
@@ -13,9 +12,8 @@ from genhub.models.gan import Critic, build_generator, gan_class
 from genhub.objectives import get_objective
 from genhub.training.gan import CHECKPOINT_NAME, CheckpointError, GANTrainer, TrainingDiverged, TrainSettings, read_checkpoint
 
-from conftest import script
-
 train_gan = script("gan")
+
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
@@ -192,8 +190,25 @@ def test_corrupt_or_missing_checkpoints_are_explained(tmp_path):
 # -- train/gan.py ---------------------------------------------------------------------------
 def test_two_epochs_on_real_mnist_write_a_loadable_generator_and_card(tmp_path, data_dir, capsys):
     out = tmp_path / "run"
-    common = ["--dataset", str(data_dir / "mnist"), "--limit", "256", "--width", "8", "--latent-dim", "16",
-              "--batch-size", "32", "--out", str(out), "--no-progress", "--objective", "wgan-gp", "--eval-samples", "200"]
+    common = [
+        "--dataset",
+        str(data_dir / "mnist"),
+        "--limit",
+        "256",
+        "--width",
+        "8",
+        "--latent-dim",
+        "16",
+        "--batch-size",
+        "32",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--objective",
+        "wgan-gp",
+        "--eval-samples",
+        "200",
+    ]
     train_gan.main([*common, "--epochs", "2", "--card-note", "Trained by the test suite."])
     folder = out / "model"
     model = GenWGAN.from_pretrained(folder)
@@ -219,8 +234,25 @@ def test_two_epochs_on_real_mnist_write_a_loadable_generator_and_card(tmp_path, 
 
 def test_faces_are_evaluated_with_the_network_free_metric_only(tmp_path, data_dir):
     out = tmp_path / "faces"
-    train_gan.main(["--dataset", str(data_dir / "anime_faces"), "--limit", "32", "--width", "4", "--batch-size", "16",
-                    "--epochs", "1", "--out", str(out), "--no-progress", "--eval-samples", "64"])
+    train_gan.main(
+        [
+            "--dataset",
+            str(data_dir / "anime_faces"),
+            "--limit",
+            "32",
+            "--width",
+            "4",
+            "--batch-size",
+            "16",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--eval-samples",
+            "64",
+        ]
+    )
     evaluation = json.loads((out / "model" / "eval.json").read_text())
     assert list(evaluation["metrics"]) == ["swd"] and evaluation["metrics"]["swd"] > 0
     assert "evaluator CNN reads 28x28 grey digits" in (out / "model" / "README.md").read_text()
@@ -229,8 +261,27 @@ def test_faces_are_evaluated_with_the_network_free_metric_only(tmp_path, data_di
 def test_push_without_hub_fails_cleanly_after_saving(tmp_path, data_dir):
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as exit_info:
-        train_gan.main(["--dataset", str(data_dir / "mnist"), "--limit", "64", "--width", "4", "--batch-size", "32",
-                        "--epochs", "1", "--out", str(out), "--no-progress", "--push", "--repo-id", "someone/gan", "--no-eval"])
+        train_gan.main(
+            [
+                "--dataset",
+                str(data_dir / "mnist"),
+                "--limit",
+                "64",
+                "--width",
+                "4",
+                "--batch-size",
+                "32",
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--push",
+                "--repo-id",
+                "someone/gan",
+                "--no-eval",
+            ]
+        )
     assert exit_info.value.code == 2
     assert GenDCGAN.from_pretrained(out / "model").sample(2).shape == (2, 1, 28, 28)
 

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from genhub import GenVAE
-from genhub.models.classifier import DigitClassifier, load_evaluator
 from genhub.data import load_images
 from genhub.evaluation import evaluate_model, record_evaluation
 from genhub.evaluation.metrics import (
@@ -18,6 +17,7 @@ from genhub.evaluation.metrics import (
     precision_recall,
     sliced_wasserstein,
 )
+from genhub.models.classifier import DigitClassifier, load_evaluator
 
 N = 1000
 
@@ -175,11 +175,18 @@ def test_recording_merges_with_results_written_at_training_time(tmp_path):
     from genhub.evaluation import METRICS, Evaluation, with_evaluation
 
     folder = tmp_path / "vae"
-    training_nll = EvalResult(task_type="unconditional-image-generation", dataset_type="d", dataset_name="d",
-                              metric_type="nll", metric_value=85.65)
-    GenVAE(latent_dim=4, hidden_dims=(16,)).save_pretrained(folder, model_card_kwargs={
-        "metrics": {"validation NLL, IWAE k=1000 (2000 images, nats)": "85.65"},
-        "metrics_note": "The NLL is an upper bound.", "eval_results": [training_nll], "model_name": "vae"})
+    training_nll = EvalResult(
+        task_type="unconditional-image-generation", dataset_type="d", dataset_name="d", metric_type="nll", metric_value=85.65
+    )
+    GenVAE(latent_dim=4, hidden_dims=(16,)).save_pretrained(
+        folder,
+        model_card_kwargs={
+            "metrics": {"validation NLL, IWAE k=1000 (2000 images, nats)": "85.65"},
+            "metrics_note": "The NLL is an upper bound.",
+            "eval_results": [training_nll],
+            "model_name": "vae",
+        },
+    )
     first = Evaluation("mnist", "ylecun/mnist", "test", {"fd": 30.0, "swd": 20.0}, settings={"samples": 100})
     record_evaluation(folder, first)
     second = Evaluation("mnist", "ylecun/mnist", "test", {"fd": 12.5, "recall": 0.5}, settings={"samples": 200})

@@ -120,5 +120,7 @@ def test_objectives_without_clipping_leave_weights_alone():
 
 
 def test_a_new_objective_is_one_registration():
-    objective = Objective("test-mean", "mean scores", lambda r, f: f.mean() - r.mean(), lambda f: -f.mean(), get_objective("hinge").optimizer)
+    objective = Objective(
+        "test-mean", "mean scores", lambda r, f: f.mean() - r.mean(), lambda f: -f.mean(), get_objective("hinge").optimizer
+    )
     assert objective.critic_step_loss(LinearCritic([1.0]), torch.ones(2, 1), torch.zeros(2, 1))[0].item() == -1.0

@@ -1,18 +1,14 @@
 """The critic each objective declares (score, feature vector, auto-encoder), built in one place
 for images of any supported size and channel count, trained on real MNIST and resumed."""
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from conftest import script
 
 from genhub import load_images
 from genhub.models.gan import AutoencoderCritic, Critic, GenGAN, build_critic, critic_from_config
 from genhub.objectives import OBJECTIVES, get_objective
 from genhub.training.gan import CHECKPOINT_NAME, GANTrainer, TrainSettings
-
-from conftest import script
 
 train_gan = script("gan")
 
@@ -79,7 +75,9 @@ def test_an_autoencoder_critic_and_the_began_balance_resume_exactly(tmp_path, mn
     def fresh(out):
         torch.manual_seed(3)
         model = GenGAN(shape, latent_dim=8, width=4)
-        return GANTrainer(model, build_critic("began", shape, width=4), "began", out=out, settings=TrainSettings(batch_size=16, progress=False))
+        return GANTrainer(
+            model, build_critic("began", shape, width=4), "began", out=out, settings=TrainSettings(batch_size=16, progress=False)
+        )
 
     straight = fresh(tmp_path / "straight")
     straight.fit(mnist_slice, epochs=2)
@@ -100,8 +98,24 @@ def test_an_autoencoder_critic_and_the_began_balance_resume_exactly(tmp_path, mn
 @pytest.mark.parametrize("name", ["began", "mmdgan"])
 def test_train_gan_builds_the_declared_critic_and_resumes(name, tmp_path, data_dir):
     out = tmp_path / name
-    common = ["--objective", name, "--dataset", str(data_dir / "mnist"), "--limit", "64", "--width", "4", "--latent-dim", "8",
-              "--batch-size", "16", "--out", str(out), "--no-progress", "--no-eval"]
+    common = [
+        "--objective",
+        name,
+        "--dataset",
+        str(data_dir / "mnist"),
+        "--limit",
+        "64",
+        "--width",
+        "4",
+        "--latent-dim",
+        "8",
+        "--batch-size",
+        "16",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--no-eval",
+    ]
     first = train_gan.main([*common, "--epochs", "1"])
     expected = AutoencoderCritic if name == "began" else Critic
     assert type(first.critic) is expected

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from genhub.objectives import divergences as dv
 from genhub.models.gan import Critic, GenGAN
 from genhub.objectives import OBJECTIVES, RWGAN_CLIP, clip_weights, get_objective, mean_covariance_distance, scaled_bandwidths
+from genhub.objectives import divergences as dv
 from genhub.training.gan import GANTrainer, TrainSettings
 
 TABLE = [name for name in OBJECTIVES if name not in ("dcgan", "wgan", "wgan-gp", "lsgan", "hinge")]
@@ -31,7 +31,10 @@ class Identity(nn.Module):
 
 def test_table_is_complete():
     expected = {"mcgan", "gmmn", "mmdgan", "cramer", "fisher", "rwgan", "ebgan", "began", "magan"}
-    expected |= {"fgan-" + name.replace("_", "-") for name in ("kl", "reverse_kl", "pearson", "squared_hellinger", "jensen_shannon", "total_variation")}
+    expected |= {
+        "fgan-" + name.replace("_", "-")
+        for name in ("kl", "reverse_kl", "pearson", "squared_hellinger", "jensen_shannon", "total_variation")
+    }
     assert expected <= set(TABLE)
 
 
@@ -42,7 +45,9 @@ def test_fgan_losses_match_hand_computation():
     assert hellinger.critic_loss(real, fake).item() == pytest.approx(-0.5, abs=1e-6)
     assert hellinger.generator_loss(torch.tensor([0.0, math.log(2)])).item() == pytest.approx(-0.25, abs=1e-6)
     kl = get_objective("fgan-kl")  # T = v, f*(T) = e^(T - 1)
-    assert kl.critic_loss(torch.tensor([1.0, 2.0]), torch.tensor([0.0, 1.0])).item() == pytest.approx(-(1.5 - (math.exp(-1) + 1) / 2), abs=1e-6)
+    assert kl.critic_loss(torch.tensor([1.0, 2.0]), torch.tensor([0.0, 1.0])).item() == pytest.approx(
+        -(1.5 - (math.exp(-1) + 1) / 2), abs=1e-6
+    )
     # the original GAN as an f-GAN: -bound = softplus(-v_real) + softplus(v_fake), the dcgan BCE exactly
     gan, dcgan = get_objective("fgan-gan"), get_objective("dcgan")
     real, fake = torch.tensor([1.0, -2.0]), torch.tensor([0.5, 3.0])

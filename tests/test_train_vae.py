@@ -1,13 +1,11 @@
 """train/vae.py end to end on a small slice of real data."""
 
 import json
-from pathlib import Path
 
 import pytest
+from conftest import script
 
 from genhub import GenVAE
-
-from conftest import script
 
 
 def run_script(argv):
@@ -17,11 +15,30 @@ def run_script(argv):
 @pytest.fixture(scope="module")
 def run(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("vae-run")
-    metrics = run_script([
-        "--dataset", str(data_dir / "binarized_mnist"), "--limit", "1000", "--epochs", "2",
-        "--arch", "mlp", "--latent-dim", "8", "--hidden", "64", "--eval-k", "20", "--eval-limit", "50", "--out", str(out),
-        "--eval-samples", "200",
-    ])
+    metrics = run_script(
+        [
+            "--dataset",
+            str(data_dir / "binarized_mnist"),
+            "--limit",
+            "1000",
+            "--epochs",
+            "2",
+            "--arch",
+            "mlp",
+            "--latent-dim",
+            "8",
+            "--hidden",
+            "64",
+            "--eval-k",
+            "20",
+            "--eval-limit",
+            "50",
+            "--out",
+            str(out),
+            "--eval-samples",
+            "200",
+        ]
+    )
     return out, metrics
 
 
@@ -30,7 +47,11 @@ def test_writes_weights_card_grids_and_metrics(run):
     model_dir = out / "model"
     assert {"config.json", "model.safetensors", "README.md", "samples.png"} <= {p.name for p in model_dir.iterdir()}
     assert sorted(p.name for p in (out / "epochs").iterdir()) == [
-        "001_reconstructions.png", "001_samples.png", "002_reconstructions.png", "002_samples.png"]
+        "001_reconstructions.png",
+        "001_samples.png",
+        "002_reconstructions.png",
+        "002_samples.png",
+    ]
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["validation_nll_iwae_k20"] == metrics["validation_nll_iwae_k20"]
     assert len(saved["history"]) == 2
@@ -51,7 +72,9 @@ def test_final_evaluation_is_in_the_card_next_to_the_nll(run):
     assert evaluation["dataset"] == "binarized-mnist" and evaluation["settings"]["samples"] == 200
     assert "nll" not in evaluation["metrics"]  # the held-out NLL comes from the training script, once
     card = ModelCard.load(out / "model" / "README.md")
-    assert {"frechet_distance", "recall", "class_coverage", "sliced_wasserstein_distance"} <= {r.metric_type for r in card.data.eval_results}
+    assert {"frechet_distance", "recall", "class_coverage", "sliced_wasserstein_distance"} <= {
+        r.metric_type for r in card.data.eval_results
+    }
     section = card.text.split("## Evaluation")[1]
     assert f"| validation NLL, IWAE k=20 (50 images, nats) | {metrics['validation_nll_iwae_k20']:.2f} |" in section
     assert "Fréchet distance (evaluator CNN features)" in section and "an upper bound on the true" in section
@@ -68,11 +91,32 @@ def test_push_without_token_fails_after_saving(data_dir, tmp_path, monkeypatch, 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
     with pytest.raises(SystemExit) as exit_info:
-        run_script([
-            "--dataset", str(data_dir / "binarized_mnist"), "--limit", "200", "--epochs", "1", "--arch", "mlp", "--latent-dim", "4",
-            "--hidden", "16", "--eval-k", "2", "--eval-limit", "10", "--out", str(tmp_path / "run"),
-            "--push", "--repo-id", "someone/vae-test", "--no-eval",
-        ])
+        run_script(
+            [
+                "--dataset",
+                str(data_dir / "binarized_mnist"),
+                "--limit",
+                "200",
+                "--epochs",
+                "1",
+                "--arch",
+                "mlp",
+                "--latent-dim",
+                "4",
+                "--hidden",
+                "16",
+                "--eval-k",
+                "2",
+                "--eval-limit",
+                "10",
+                "--out",
+                str(tmp_path / "run"),
+                "--push",
+                "--repo-id",
+                "someone/vae-test",
+                "--no-eval",
+            ]
+        )
     assert exit_info.value.code == 2
     assert "The model is saved in" in capsys.readouterr().err
     assert (tmp_path / "run" / "model" / "model.safetensors").exists()
@@ -92,8 +136,9 @@ def test_unknown_dataset_stops_with_the_accepted_names(tmp_path):
 
 def test_eval_only_repackages_a_run(run, data_dir):
     out, metrics = run
-    again = run_script(["--dataset", str(data_dir / "binarized_mnist"), "--out", str(out), "--eval-only",
-                        "--eval-k", "5", "--eval-limit", "20"])
+    again = run_script(
+        ["--dataset", str(data_dir / "binarized_mnist"), "--out", str(out), "--eval-only", "--eval-k", "5", "--eval-limit", "20"]
+    )
     assert again["best_epoch"] == metrics["best_epoch"]
     assert again["validation_neg_elbo"] == metrics["validation_neg_elbo"]
     assert again["nll_images"] == 20 and "validation_nll_iwae_k5" in again

@@ -48,7 +48,7 @@ def trained(data_dir):
     model = GenVAE(latent_dim=16, hidden_dims=(256,))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
-    for step in range(300):
+    for _ in range(300):
         x = data[torch.randint(len(data), (64,))]
         loss = model(x)
         optimizer.zero_grad()
@@ -85,9 +85,12 @@ def test_mixture_prior_bound_and_samples(prior):
     assert torch.equal(model.sample(3, seed=0), model.sample(3, seed=0))
     z = torch.randn(7, 4)
     mean, log_var, log_weights = model._prior_components()
-    by_hand = torch.logsumexp(torch.stack([
-        log_weights[k] + torch.distributions.Normal(mean[k], (0.5 * log_var[k]).exp()).log_prob(z).sum(-1)
-        for k in range(len(mean))]), dim=0)
+    by_hand = torch.logsumexp(
+        torch.stack(
+            [log_weights[k] + torch.distributions.Normal(mean[k], (0.5 * log_var[k]).exp()).log_prob(z).sum(-1) for k in range(len(mean))]
+        ),
+        dim=0,
+    )
     assert torch.allclose(model.log_prior(z), by_hand, atol=1e-4)
 
 
@@ -97,15 +100,18 @@ def test_reconstruct_keeps_the_shape(trained):
     assert out.shape == (4, 1, 28, 28) and 0 <= out.min() and out.max() <= 1
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"architecture": "rnn"}, "architecture"),
-    ({"likelihood": "poisson"}, "likelihood"),
-    ({"prior": "flow"}, "prior"),
-    ({"image_shape": (2, 28, 28)}, "image_shape"),
-    ({"image_shape": (1, 28, 30)}, "image_shape"),
-    ({"image_shape": (1, 7, 7)}, "halve"),
-    ({"latent_dim": 0}, "latent_dim"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"architecture": "rnn"}, "architecture"),
+        ({"likelihood": "poisson"}, "likelihood"),
+        ({"prior": "flow"}, "prior"),
+        ({"image_shape": (2, 28, 28)}, "image_shape"),
+        ({"image_shape": (1, 28, 30)}, "image_shape"),
+        ({"image_shape": (1, 7, 7)}, "halve"),
+        ({"latent_dim": 0}, "latent_dim"),
+    ],
+)
 def test_bad_configs_are_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
         GenVAE(**kwargs)

@@ -5,12 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import script
 
 from genhub import GenDCGAN, GenGAN, GenVAE, load_model
 from genhub.evaluation.metrics import _blur, laplacian_variance
 from genhub.training.warm_start import early_layers, gan_from_vae, load_vae_decoder, slow_early_layers
-
-from conftest import script
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "train" / "vaegan.py"
@@ -128,9 +127,35 @@ def run_script(argv):
 
 
 def tiny_argv(data_dir, out) -> list[str]:
-    return ["--dataset", str(data_dir / "anime_faces"), "--limit", "200", "--image-size", "32", "--vae-epochs", "1", "--epochs", "1",
-            "--width", "4", "--latent-dim", "8", "--batch-size", "32", "--vae-eval-k", "2", "--vae-eval-limit", "8", "--eval-samples", "64",
-            "--threads", "1", "--no-progress", "--out", str(out)]
+    return [
+        "--dataset",
+        str(data_dir / "anime_faces"),
+        "--limit",
+        "200",
+        "--image-size",
+        "32",
+        "--vae-epochs",
+        "1",
+        "--epochs",
+        "1",
+        "--width",
+        "4",
+        "--latent-dim",
+        "8",
+        "--batch-size",
+        "32",
+        "--vae-eval-k",
+        "2",
+        "--vae-eval-limit",
+        "8",
+        "--eval-samples",
+        "64",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -168,8 +193,19 @@ def test_push_without_token_fails_after_saving_both(data_dir, tmp_path, monkeypa
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
     with pytest.raises(SystemExit) as exit_info:  # also: an objective with an auto-encoder critic, no evaluation
-        run_script([*tiny_argv(data_dir, tmp_path / "run"), "--objective", "began", "--no-eval",
-                    "--push", "--repo-id", "someone/vaegan-test", "--vae-repo-id", "someone/vae-test"])
+        run_script(
+            [
+                *tiny_argv(data_dir, tmp_path / "run"),
+                "--objective",
+                "began",
+                "--no-eval",
+                "--push",
+                "--repo-id",
+                "someone/vaegan-test",
+                "--vae-repo-id",
+                "someone/vae-test",
+            ]
+        )
     assert exit_info.value.code == 2
     assert "The model is saved in" in capsys.readouterr().err
     gan_card = (tmp_path / "run" / "gan" / "model" / "README.md").read_text()
@@ -180,7 +216,9 @@ def test_push_without_token_fails_after_saving_both(data_dir, tmp_path, monkeypa
     assert 'GenVAE.from_pretrained("someone/vae-test")' in vae_card
 
 
-@pytest.mark.parametrize("extra", [["--push", "--repo-id", "someone/vaegan-test"], ["--push"], ["--width", "0"], ["--generator-lr-scale", "0"]])
+@pytest.mark.parametrize(
+    "extra", [["--push", "--repo-id", "someone/vaegan-test"], ["--push"], ["--width", "0"], ["--generator-lr-scale", "0"]]
+)
 def test_bad_arguments_stop_before_training(extra, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         run_script(["--out", str(tmp_path), *extra])

@@ -52,7 +52,11 @@ def main(argv=None) -> None:
     started = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         loss = train_steps(model, optimizer, train.images, train.labels, args.batch_size, generator, scheduler)
-        print(f"epoch {epoch}/{args.epochs}  loss {loss:.4f}  test accuracy {accuracy(model, test.images, test.labels):.4f}  ({time.perf_counter() - started:.0f} s)", flush=True)
+        print(
+            f"epoch {epoch}/{args.epochs}  loss {loss:.4f}  test accuracy {accuracy(model, test.images, test.labels):.4f}  "
+            f"({time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
     seconds = time.perf_counter() - started
     test_accuracy = accuracy(model, test.images, test.labels)
     train_accuracy = accuracy(model, train.images[:10000], train.labels[:10000])
@@ -78,7 +82,16 @@ def main(argv=None) -> None:
         "eval_results": [_accuracy_result(test_accuracy)],
     }
     model.cpu().save_pretrained(out, model_card_kwargs=card)
-    save_json(out / "metrics.json", {"test_accuracy": test_accuracy, "train_accuracy_first_10k": train_accuracy, "epochs": args.epochs, "seconds": round(seconds, 1), "hardware": environment_summary(device)})
+    save_json(
+        out / "metrics.json",
+        {
+            "test_accuracy": test_accuracy,
+            "train_accuracy_first_10k": train_accuracy,
+            "epochs": args.epochs,
+            "seconds": round(seconds, 1),
+            "hardware": environment_summary(device),
+        },
+    )
     print(f"saved classifier, config and card to {out}")
 
 
@@ -86,8 +99,13 @@ def _accuracy_result(value: float):
     from huggingface_hub import EvalResult
 
     return EvalResult(
-        task_type="image-classification", dataset_type="ylecun/mnist", dataset_name="MNIST", dataset_split="test",
-        metric_type="accuracy", metric_name="Test accuracy", metric_value=round(value, 4),
+        task_type="image-classification",
+        dataset_type="ylecun/mnist",
+        dataset_name="MNIST",
+        dataset_split="test",
+        metric_type="accuracy",
+        metric_name="Test accuracy",
+        metric_value=round(value, 4),
     )
 
 

@@ -23,7 +23,6 @@ import argparse
 import json
 import math
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -149,7 +148,15 @@ def gaussian_case(args) -> dict:
         torch.manual_seed(args.seed)
         estimate = dv.estimate_f_divergence(name, normal(mean_p, std_p), normal(mean_q, std_q), steps=args.gaussian_steps)
         exact = dv.exact_f_divergence_normal(name, mean_p, std_p, mean_q, std_q)
-        rows.append({"name": name, "definition": divergence.definition, "estimate": estimate.value, "exact": exact, "relative_error": (estimate.value - exact) / abs(exact)})
+        rows.append(
+            {
+                "name": name,
+                "definition": divergence.definition,
+                "estimate": estimate.value,
+                "exact": exact,
+                "relative_error": (estimate.value - exact) / abs(exact),
+            }
+        )
         print(f"{name:18s} estimate {estimate.value:+.4f} exact {exact:+.4f} relative error {rows[-1]['relative_error']:+.3f}", flush=True)
     closed_forms = {
         "kl": dv.kl_normal(mean_p, std_p, mean_q, std_q),
@@ -165,13 +172,23 @@ def gaussian_case(args) -> dict:
     energy = [float(dv.energy_distance(normal(mean_p, std_p)(size), normal(mean_q, std_q)(size))) for _ in range(repeats)]
     sample_based = []
     for name, values, exact in (
-        ("mmd2 (unbiased, bandwidths " + ", ".join(map(str, dv.DEFAULT_BANDWIDTHS)) + ")", mmd, dv.mmd2_normal([mean_p], [[std_p**2]], [mean_q], [[std_q**2]])),
+        (
+            "mmd2 (unbiased, bandwidths " + ", ".join(map(str, dv.DEFAULT_BANDWIDTHS)) + ")",
+            mmd,
+            dv.mmd2_normal([mean_p], [[std_p**2]], [mean_q], [[std_q**2]]),
+        ),
         ("energy distance", energy, dv.energy_distance_normal(mean_p, std_p, mean_q, std_q)),
     ):
         mean, error = float(np.mean(values)), float(np.std(values, ddof=1) / math.sqrt(repeats))
         sample_based.append({"name": name, "mean": mean, "standard_error": error, "exact": exact, "z": (mean - exact) / error})
         print(f"{name}: mean of {repeats} x n={size}: {mean:.4f} ± {error:.4f}, exact {exact:.4f}", flush=True)
-    return {"f_divergences": rows, "closed_form_minus_quadrature": quadrature_check, "sample_based": sample_based, "repeats": repeats, "size": size}
+    return {
+        "f_divergences": rows,
+        "closed_form_minus_quadrature": quadrature_check,
+        "sample_based": sample_based,
+        "repeats": repeats,
+        "size": size,
+    }
 
 
 # -- 3. 2-D point clouds against exact optimal transport -----------------------------------------
@@ -179,9 +196,15 @@ def point_clouds(n: int, generator: torch.Generator) -> dict[str, tuple[torch.Te
     angles = torch.randint(0, 8, (n,), generator=generator) * (2 * math.pi / 8)
     ring = 2 * torch.stack([angles.cos(), angles.sin()], 1) + 0.1 * torch.randn(n, 2, generator=generator)
     return {
-        "N(0, I) vs N((1.5, 0.5), I)": (torch.randn(n, 2, generator=generator), torch.randn(n, 2, generator=generator) + torch.tensor([1.5, 0.5])),
+        "N(0, I) vs N((1.5, 0.5), I)": (
+            torch.randn(n, 2, generator=generator),
+            torch.randn(n, 2, generator=generator) + torch.tensor([1.5, 0.5]),
+        ),
         "ring of 8 Gaussians vs N(0, 0.5^2 I)": (ring, 0.5 * torch.randn(n, 2, generator=generator)),
-        "uniform square vs scaled uniform square": (2 * torch.rand(n, 2, generator=generator) - 1, 3 * torch.rand(n, 2, generator=generator) - 1.5),
+        "uniform square vs scaled uniform square": (
+            2 * torch.rand(n, 2, generator=generator) - 1,
+            3 * torch.rand(n, 2, generator=generator) - 1.5,
+        ),
     }
 
 
@@ -218,7 +241,13 @@ def plot_sweep(rows: list[dict], path: Path) -> None:
     axes[1].plot(theta, [r["w1_exact"] for r in rows], "k-", lw=1, label="exact $W_1 = |\\theta|$")
     axes[1].plot(theta, [r["w1_estimate"] for r in rows], "o", color="tab:blue", label="critic estimate (gradient penalty)")
     axes[1].set_title("Wasserstein-1: grows with the distance")
-    axes[2].semilogy(theta, [max(abs(r["hellinger_derivative"]), 1e-12) for r in rows], "o-", color="tab:red", label="$|dH^2/d\\theta|$ (0 drawn at 1e-12)")
+    axes[2].semilogy(
+        theta,
+        [max(abs(r["hellinger_derivative"]), 1e-12) for r in rows],
+        "o-",
+        color="tab:red",
+        label="$|dH^2/d\\theta|$ (0 drawn at 1e-12)",
+    )
     axes[2].semilogy(theta, [max(abs(r["w1_derivative"]), 1e-12) for r in rows], "o-", color="tab:blue", label="$|dW_1/d\\theta|$")
     axes[2].set_title("learning signal for $\\theta$ through the trained critic")
     for axis in axes:
@@ -262,7 +291,8 @@ def markdown(results: dict) -> str:
         "![theta sweep](theta_sweep.png)",
         "",
         f"Bars: W1 within 0.05 of exact at every theta: **{'met' if bars['w1'] else 'NOT met'}** (worst error {bars['w1_worst']:.4f}); "
-        f"H^2 within 10% of exact for theta != 0: **{'met' if bars['hellinger'] else 'NOT met'}** (worst relative error {bars['hellinger_worst']:.4f}).",
+        f"H^2 within 10% of exact for theta != 0: **{'met' if bars['hellinger'] else 'NOT met'}** "
+        f"(worst relative error {bars['hellinger_worst']:.4f}).",
         "",
         "| theta | H^2 exact | H^2 estimate | dH^2/dtheta | W1 exact | W1 estimate | dW1/dtheta | clipped critic (c = 0.1) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",

@@ -20,7 +20,6 @@ import shutil
 import sys
 from pathlib import Path
 
-
 from genhub.data import DatasetError, accepted_sources
 from genhub.evaluation import evaluate_model, record_evaluation, write_json
 from genhub.models.hub import ModelLoadError, load_model
@@ -53,7 +52,9 @@ def main(argv=None) -> dict:
     except ModelLoadError as error:
         raise SystemExit(f"error: {error}") from error
     try:
-        evaluation = evaluate_model(model, args.dataset, num_samples=args.samples, seed=args.seed, split=args.split, nll_k=args.nll_k, nll_images=args.nll_images)
+        evaluation = evaluate_model(
+            model, args.dataset, num_samples=args.samples, seed=args.seed, split=args.split, nll_k=args.nll_k, nll_images=args.nll_images
+        )
     except DatasetError as error:
         raise SystemExit(f"error: {error}") from error
     except ValueError as error:  # e.g. a model whose image shape the dataset cannot be resized to

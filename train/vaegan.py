@@ -26,43 +26,6 @@ from genhub.training.runs import train_gan, train_vae
 from genhub.training.warm_start import gan_from_vae
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_arguments(parser, dataset="anime-faces", epochs=5, batch_size=64, out="runs/vaegan")
-    parser.add_argument("--vae-repo-id", default=None, help="Hub repository of the pre-trained VAE (required with --push; --repo-id is the GAN's)")
-    model = parser.add_argument_group("model (the VAE decoder and the generator share it)")
-    model.add_argument("--latent-dim", type=int, default=64)
-    model.add_argument("--width", type=int, default=32, help="conv channels at full resolution (VAE, generator and critic)")
-    model.add_argument("--image-size", type=int, default=None, help="square side; non-square images are center-cropped (default: the dataset's size)")
-    model.add_argument("--channels", type=int, choices=[1, 3], default=None)
-    vae = parser.add_argument_group("phase 1: VAE pre-training")
-    vae.add_argument("--vae-epochs", type=int, default=10)
-    vae.add_argument("--vae-lr", type=float, default=1e-3)
-    vae.add_argument("--kl-weight", type=float, default=1.0, help="weight of the KL term (beta); 1 trains the true ELBO")
-    vae.add_argument("--kl-warmup", type=int, default=0, help="epochs over which the KL weight ramps up from 0")
-    vae.add_argument("--vae-eval-k", type=int, default=100, help="importance samples for the VAE's validation NLL")
-    vae.add_argument("--vae-eval-limit", type=int, default=500, help="validation images for the VAE's NLL")
-    gan = parser.add_argument_group("phase 2: GAN from the decoder (the objective's recipe unless overridden)")
-    gan.add_argument("--objective", choices=list(OBJECTIVES), default="dcgan")
-    gan.add_argument("--lr", type=float, default=None)
-    gan.add_argument("--generator-lr-scale", type=float, default=2.0,
-                     help="the warm-started generator's learning rate over the critic's (2: it reaches the cold start's final SWD "
-                          "sooner in benchmarks/warm_start.py, see docs/warm_start)")
-    gan.add_argument("--n-critic", type=int, default=None)
-    gan.add_argument("--ema-decay", type=float, default=0.999)
-    parser.add_argument("--card-note", default=None, help="a sentence for the GAN card's training section (e.g. the machine)")
-    add_evaluation_arguments(parser)
-    args = parse_with_recipe(parser, argv, script="vaegan")
-    if args.push and not args.vae_repo_id:
-        parser.error("--push needs --vae-repo-id too (e.g. --vae-repo-id your-name/vae-anime-faces): both models are pushed")
-    check_positive(parser, args, "vae_epochs", "latent_dim", "width", "vae_lr", "lr", "n_critic", "generator_lr_scale", "vae_eval_k",
-                   "vae_eval_limit", "image_size")
-    if args.resume:
-        parser.error("train/vaegan.py has no --resume: resume its phases with train/vae.py --out OUT/vae and train/gan.py --out OUT/gan")
-    check_common_arguments(parser, args)
-    return args
-
-
 def link(repo_id: str | None, target: Path, card_folder: Path) -> str:
     """A markdown link from the card in `card_folder` to the other model."""
     if repo_id:
@@ -96,22 +59,42 @@ def vae_then_gan(args, out: Path, command: str, vae_folder: Path, gan_folder: Pa
     vae_card = {"warm_start_gan": link(args.repo_id, gan_folder, vae_folder), "command": command}
     if args.push:  # the usage snippet names the Hub repository
         vae_card["repo_id"] = args.vae_repo_id
-    vae = train_vae(phase_args(args, out=out / "vae", epochs=args.vae_epochs, arch="conv", hidden=[512, 256], likelihood="gaussian",
-                               prior="standard", lr=args.vae_lr, train_k=1, time_budget=None, val_split="auto", eval_only=False,
-                               eval_k=args.vae_eval_k, eval_limit=args.vae_eval_limit), card_extra=vae_card)
+    vae = train_vae(
+        phase_args(
+            args,
+            out=out / "vae",
+            epochs=args.vae_epochs,
+            arch="conv",
+            hidden=[512, 256],
+            likelihood="gaussian",
+            prior="standard",
+            lr=args.vae_lr,
+            train_k=1,
+            time_budget=None,
+            val_split="auto",
+            eval_only=False,
+            eval_k=args.vae_eval_k,
+            eval_limit=args.vae_eval_limit,
+        ),
+        card_extra=vae_card,
+    )
     # Phase 2: the GAN from the decoder, trained by the one GAN trainer.
     metrics = vae.metrics
     gan_card = {
         "script": "train/vaegan.py",
         "pretrained_vae": link(args.vae_repo_id, vae_folder, gan_folder),
         "pretraining": f"{metrics['best_epoch']} of {args.vae_epochs} epochs kept (best validation ELBO), "
-                       f"-ELBO {metrics['validation_neg_elbo']:.1f} nats, KL weight {args.kl_weight:g}, "
-                       f"{metrics['train_minutes']:.1f} min of training",
+        f"-ELBO {metrics['validation_neg_elbo']:.1f} nats, KL weight {args.kl_weight:g}, "
+        f"{metrics['train_minutes']:.1f} min of training",
     }
     generator = gan_from_vae(vae.model, args.objective)
     gan_card["model_name"] = f"{type(generator).__name__} on {vae.card['dataset']}, warm-started from a VAE decoder"
-    gan = train_gan(phase_args(args, out=out / "gan", arch="conv", hidden=[512, 512, 512], critic_norm="auto"),
-                    generator=generator, command=command, card_extra=gan_card)
+    gan = train_gan(
+        phase_args(args, out=out / "gan", arch="conv", hidden=[512, 512, 512], critic_norm="auto"),
+        generator=generator,
+        command=command,
+        card_extra=gan_card,
+    )
     return vae, gan
 
 

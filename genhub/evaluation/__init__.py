@@ -25,9 +25,10 @@ from pathlib import Path
 
 import torch
 
-from . import metrics as M
 from genhub.data import DATASETS, DatasetError, dataset_key, load_images
 from genhub.runtime import eval_mode
+
+from . import metrics as M
 
 DIGIT_DATASETS = {"mnist", "binarized-mnist"}
 EVALUATOR_NOTE = (
@@ -36,8 +37,7 @@ EVALUATOR_NOTE = (
     "other genhub numbers."
 )
 NO_EVALUATOR_NOTE = (
-    "genhub's only evaluator CNN reads 28x28 grey digits, so on this data FD, KID, precision/recall "
-    "and class coverage are not computed."
+    "genhub's only evaluator CNN reads 28x28 grey digits, so on this data FD, KID, precision/recall and class coverage are not computed."
 )
 SWD_NOTE = "SWD is the network-free multi-scale sliced Wasserstein distance on 7x7 Laplacian-pyramid patches (x1000)."
 
@@ -73,7 +73,8 @@ class Evaluation:
 
     def note(self) -> str:
         settings = ", ".join(f"{key} {value}" for key, value in self.settings.items())
-        return f"Measured on {self.dataset} split `{self.split}` ({settings}). {EVALUATOR_NOTE if 'fd' in self.metrics else NO_EVALUATOR_NOTE} {SWD_NOTE}"
+        evaluator = EVALUATOR_NOTE if "fd" in self.metrics else NO_EVALUATOR_NOTE
+        return f"Measured on {self.dataset} split `{self.split}` ({settings}). {evaluator} {SWD_NOTE}"
 
     def eval_results(self) -> list:
         """The metrics as huggingface_hub EvalResult entries for the card's model-index."""
@@ -81,11 +82,17 @@ class Evaluation:
 
         return [
             EvalResult(
-                task_type="unconditional-image-generation", task_name="Unconditional image generation",
-                dataset_type=self.dataset_id, dataset_name=self.dataset, dataset_split=self.split,
-                metric_type=METRICS[key][1], metric_name=METRICS[key][0], metric_value=_rounded(key, value),
+                task_type="unconditional-image-generation",
+                task_name="Unconditional image generation",
+                dataset_type=self.dataset_id,
+                dataset_name=self.dataset,
+                dataset_split=self.split,
+                metric_type=METRICS[key][1],
+                metric_name=METRICS[key][0],
+                metric_value=_rounded(key, value),
             )
-            for key, value in self.metrics.items() if key in METRICS
+            for key, value in self.metrics.items()
+            if key in METRICS
         ]
 
     def card_context(self) -> dict:
@@ -97,7 +104,14 @@ class Evaluation:
         }
 
     def to_dict(self) -> dict:
-        return {"dataset": self.dataset, "dataset_id": self.dataset_id, "split": self.split, "metrics": self.metrics, "details": self.details, "settings": self.settings}
+        return {
+            "dataset": self.dataset,
+            "dataset_id": self.dataset_id,
+            "split": self.split,
+            "metrics": self.metrics,
+            "details": self.details,
+            "settings": self.settings,
+        }
 
 
 def _format(key: str, value) -> str:
@@ -143,7 +157,9 @@ def generate(model, n: int, seed: int = 0, batch_size: int = 500) -> torch.Tenso
 
 
 # -- metrics ----------------------------------------------------------------------------------
-def evaluate_images(samples: torch.Tensor, reference: torch.Tensor, *, classifier=None, seed: int = 0, swd_images: int = 1024) -> tuple[dict, dict]:
+def evaluate_images(
+    samples: torch.Tensor, reference: torch.Tensor, *, classifier=None, seed: int = 0, swd_images: int = 1024
+) -> tuple[dict, dict]:
     """Sample metrics of `samples` against real `reference` images (both in [0, 1]).
 
     With a `classifier` (DigitClassifier): FD, KID, precision/recall, class coverage and entropy
@@ -220,8 +236,12 @@ def evaluate_model(
         details["nll"] = "skipped: a Bernoulli likelihood is not a density for grey-level images; evaluate on binarized-mnist"
     spec = DATASETS.get(family) if family else None
     return Evaluation(
-        dataset=family or str(dataset), dataset_id=spec.hub_id if spec else str(dataset), split=used_split,
-        metrics=values, details=details, settings=settings,
+        dataset=family or str(dataset),
+        dataset_id=spec.hub_id if spec else str(dataset),
+        split=used_split,
+        metrics=values,
+        details=details,
+        settings=settings,
     )
 
 
@@ -252,8 +272,11 @@ def merge_rows_and_notes(rows: dict, notes: list[str], evaluation: Evaluation) -
     new = evaluation.card_context()["metrics"]
     kept = {label: value for label, value in rows.items() if label not in new}
     earlier_evaluation_shown = any(label in {spec[0] for spec in METRICS.values()} for label in kept)
-    notes = [note for note in notes if note not in (_NO_EVALUATION, evaluation.note())
-             and (earlier_evaluation_shown or not note.startswith(_EVALUATION_NOTE_START))]
+    notes = [
+        note
+        for note in notes
+        if note not in (_NO_EVALUATION, evaluation.note()) and (earlier_evaluation_shown or not note.startswith(_EVALUATION_NOTE_START))
+    ]
     return {**rows, **new}, notes + [evaluation.note()]
 
 
@@ -262,8 +285,12 @@ def with_evaluation(card_context: dict, evaluation: Evaluation) -> dict:
     its `metrics`, `metrics_note` and `eval_results`: the training-time metrics stay."""
     notes = [card_context["metrics_note"]] if card_context.get("metrics_note") else []
     rows, notes = merge_rows_and_notes(card_context.get("metrics") or {}, notes, evaluation)
-    return {**card_context, "metrics": rows, "metrics_note": "\n\n".join(notes),
-            "eval_results": merge_eval_results(card_context.get("eval_results"), evaluation)}
+    return {
+        **card_context,
+        "metrics": rows,
+        "metrics_note": "\n\n".join(notes),
+        "eval_results": merge_eval_results(card_context.get("eval_results"), evaluation),
+    }
 
 
 def evaluate_for_card(model, dataset: str, card_context: dict, folder, *, num_samples: int, seed: int = 0, nll_k: int = 0) -> dict:
@@ -309,7 +336,7 @@ def update_card(card, evaluation: Evaluation, model_name: str | None = None):
     table = "\n".join(["| metric | value |", "|---|---|", *(f"| {label} | {value} |" for label, value in rows.items())])
     section = "## Evaluation\n\n" + "\n\n".join([table, *notes]) + "\n\n"
     if match:
-        body = body[: match.start()] + section + body[match.end():]
+        body = body[: match.start()] + section + body[match.end() :]
     elif "## Limitations" in body:
         body = body.replace("## Limitations", section + "## Limitations", 1)
     else:

@@ -119,7 +119,9 @@ def kernel_distance(real: torch.Tensor, fake: torch.Tensor, subset_size: int = 1
         y = fake[torch.randperm(len(fake), generator=generator)[:size].to(fake.device)]
         kxx, kyy, kxy = ((a @ b.T / dim + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
         off_diagonal = size * (size - 1)
-        values.append((kxx.sum() - kxx.diagonal().sum()) / off_diagonal + (kyy.sum() - kyy.diagonal().sum()) / off_diagonal - 2 * kxy.mean())
+        values.append(
+            (kxx.sum() - kxx.diagonal().sum()) / off_diagonal + (kyy.sum() - kyy.diagonal().sum()) / off_diagonal - 2 * kxy.mean()
+        )
     values = torch.stack(values)
     return {"mean": values.mean().item(), "std": values.std().item() if subsets > 1 else 0.0, "subset_size": size, "subsets": subsets}
 
@@ -219,8 +221,8 @@ def _patch_descriptors(level: torch.Tensor, per_image: int, patch: int, generato
     rows = torch.randint(height - patch + 1, (n, per_image), generator=generator).to(level.device)
     cols = torch.randint(width - patch + 1, (n, per_image), generator=generator).to(level.device)
     offsets = torch.arange(patch, device=level.device)
-    r = (rows[..., None, None] + offsets[:, None])  # (n, per_image, patch, 1)
-    c = (cols[..., None, None] + offsets[None, :])  # (n, per_image, 1, patch)
+    r = rows[..., None, None] + offsets[:, None]  # (n, per_image, patch, 1)
+    c = cols[..., None, None] + offsets[None, :]  # (n, per_image, 1, patch)
     image_index = torch.arange(n, device=level.device)[:, None, None, None]
     patches = level.permute(0, 2, 3, 1)[image_index, r, c]  # (n, per_image, patch, patch, C)
     patches = patches.reshape(-1, patch * patch, channels)
@@ -240,7 +242,15 @@ def _sliced_distance(a: torch.Tensor, b: torch.Tensor, directions: int, repeats:
     return torch.stack(results).mean().item()
 
 
-def sliced_wasserstein(real: torch.Tensor, fake: torch.Tensor, patches_per_image: int = 64, patch: int = 7, directions: int = 64, repeats: int = 4, seed: int = 0) -> dict:
+def sliced_wasserstein(
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    patches_per_image: int = 64,
+    patch: int = 7,
+    directions: int = 64,
+    repeats: int = 4,
+    seed: int = 0,
+) -> dict:
     """Multi-scale SWD (Karras et al. 2018): at each Laplacian-pyramid level, the sliced
     Wasserstein distance between random 7x7 patch descriptors of real and generated images.
 
@@ -267,7 +277,12 @@ def sliced_wasserstein(real: torch.Tensor, fake: torch.Tensor, patches_per_image
         a = _patch_descriptors(real_level, patches_per_image, patch, generator)
         b = _patch_descriptors(fake_level, patches_per_image, patch, generator)
         distances.append(1000 * _sliced_distance(a, b, directions, repeats, generator))
-    return {"levels": distances, "mean": sum(distances) / len(distances), "resolutions": [tuple(level.shape[2:]) for level in real_pyramid], "images": count}
+    return {
+        "levels": distances,
+        "mean": sum(distances) / len(distances),
+        "resolutions": [tuple(level.shape[2:]) for level in real_pyramid],
+        "images": count,
+    }
 
 
 # -- sharpness ------------------------------------------------------------------------------

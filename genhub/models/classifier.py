@@ -36,7 +36,13 @@ class DigitClassifier(HubModel, tags=["image-classification", "evaluation"], pip
 
     card_family = "classifier"
 
-    def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, widths: tuple[int, ...] = (16, 32, 64), feature_dim: int = 128):
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        num_classes: int = 10,
+        widths: tuple[int, ...] = (16, 32, 64),
+        feature_dim: int = 128,
+    ):
         super().__init__()
         self.image_shape = tuple(int(s) for s in image_shape)
         self.num_classes = num_classes
@@ -54,7 +60,9 @@ class DigitClassifier(HubModel, tags=["image-classification", "evaluation"], pip
     def check_images(self, images: torch.Tensor) -> torch.Tensor:
         if not isinstance(images, torch.Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != self.image_shape:
             shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-            raise ValueError(f"{type(self).__name__} expects images of shape (N, {', '.join(map(str, self.image_shape))}) in [0, 1], got {shape}")
+            raise ValueError(
+                f"{type(self).__name__} expects images of shape (N, {', '.join(map(str, self.image_shape))}) in [0, 1], got {shape}"
+            )
         if not images.is_floating_point():
             raise ValueError(f"expected float images in [0, 1], got dtype {images.dtype} (divide uint8 images by 255)")
         return images
@@ -78,7 +86,9 @@ class DigitClassifier(HubModel, tags=["image-classification", "evaluation"], pip
     def _batched(self, function, images: torch.Tensor, batch_size: int, rescale: bool) -> torch.Tensor:
         self.check_images(images)
         with eval_mode(self):
-            return torch.cat([function(batch.to(self.device) * 2 - 1 if rescale else batch.to(self.device)) for batch in images.split(batch_size)])
+            return torch.cat(
+                [function(batch.to(self.device) * 2 - 1 if rescale else batch.to(self.device)) for batch in images.split(batch_size)]
+            )
 
 
 def load_evaluator(name: str = "mnist", device: torch.device | str | None = None) -> DigitClassifier:
@@ -92,7 +102,9 @@ def load_evaluator(name: str = "mnist", device: torch.device | str | None = None
     return classifier.eval()
 
 
-def random_jitter(images: torch.Tensor, generator: torch.Generator | None = None, degrees: float = 10.0, shift: float = 0.1, scale: float = 0.1) -> torch.Tensor:
+def random_jitter(
+    images: torch.Tensor, generator: torch.Generator | None = None, degrees: float = 10.0, shift: float = 0.1, scale: float = 0.1
+) -> torch.Tensor:
     """Small random rotations, shifts and scalings: the augmentation that makes the
     classifier robust to slightly off-centre generated digits."""
     n = len(images)

@@ -35,7 +35,7 @@ def _leaky_relu() -> nn.Module:
 
 
 def canonical_architecture(architecture: str) -> str:
-    """"conv" or "mlp"; the legacy "dcgan" is "conv"."""
+    """ "conv" or "mlp"; the legacy "dcgan" is "conv"."""
     return LEGACY_ARCHITECTURES.get(architecture, architecture)
 
 
@@ -62,8 +62,9 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.zeros_(layer.bias)
 
 
-def build_generator(latent_dim: int, image_shape, architecture: str = "conv", width: int = 64, hidden_dims=(512, 512, 512),
-                    batch_norm: bool = True) -> nn.Sequential:
+def build_generator(
+    latent_dim: int, image_shape, architecture: str = "conv", width: int = 64, hidden_dims=(512, 512, 512), batch_norm: bool = True
+) -> nn.Sequential:
     """z (N, latent_dim) -> images (N, C, H, W) in [-1, 1]. `batch_norm` applies to "conv" only."""
     image_shape = check_image_shape(image_shape)
     architecture = canonical_architecture(architecture)
@@ -85,8 +86,15 @@ class Critic(nn.Module):
     "mlp": LeakyReLU hidden layers, never normalized.
     """
 
-    def __init__(self, image_shape, architecture: str = "conv", width: int = 64, hidden_dims=(512, 512, 512), norm: str = "batch",
-                 out_features: int = 1):
+    def __init__(
+        self,
+        image_shape,
+        architecture: str = "conv",
+        width: int = 64,
+        hidden_dims=(512, 512, 512),
+        norm: str = "batch",
+        out_features: int = 1,
+    ):
         super().__init__()
         self.image_shape = check_image_shape(image_shape)
         architecture = canonical_architecture(architecture)
@@ -94,8 +102,14 @@ class Critic(nn.Module):
         if isinstance(out_features, bool) or int(out_features) < 1:
             raise ValueError(f"out_features must be a positive integer, got {out_features}")
         self.out_features = int(out_features)
-        self.config = {"image_shape": list(self.image_shape), "architecture": architecture, "width": int(width), "hidden_dims": list(hidden),
-                       "norm": norm, "out_features": self.out_features}
+        self.config = {
+            "image_shape": list(self.image_shape),
+            "architecture": architecture,
+            "width": int(width),
+            "hidden_dims": list(hidden),
+            "norm": norm,
+            "out_features": self.out_features,
+        }
         if architecture == "conv":
             self.body = ConvEncoder(self.image_shape, self.out_features, width=width, norm=norm, activation=_leaky_relu)
             dcgan_init(self.body)
@@ -116,8 +130,9 @@ class AutoencoderCritic(nn.Module):
     and the same sizes back up. The output is linear: a reconstruction, not a probability.
     """
 
-    def __init__(self, image_shape, architecture: str = "conv", width: int = 64, hidden_dims=(512, 512, 512), norm: str = "none",
-                 code_dim: int = 64):
+    def __init__(
+        self, image_shape, architecture: str = "conv", width: int = 64, hidden_dims=(512, 512, 512), norm: str = "none", code_dim: int = 64
+    ):
         super().__init__()
         self.image_shape = check_image_shape(image_shape)
         architecture = canonical_architecture(architecture)
@@ -125,8 +140,15 @@ class AutoencoderCritic(nn.Module):
         if isinstance(code_dim, bool) or int(code_dim) < 1:
             raise ValueError(f"code_dim must be a positive integer, got {code_dim}")
         code_dim = int(code_dim)
-        self.config = {"class": "AutoencoderCritic", "image_shape": list(self.image_shape), "architecture": architecture, "width": int(width),
-                       "hidden_dims": list(hidden), "norm": norm, "code_dim": code_dim}
+        self.config = {
+            "class": "AutoencoderCritic",
+            "image_shape": list(self.image_shape),
+            "architecture": architecture,
+            "width": int(width),
+            "hidden_dims": list(hidden),
+            "norm": norm,
+            "code_dim": code_dim,
+        }
         if architecture == "conv":
             self.encoder = ConvEncoder(self.image_shape, code_dim, width=width, norm=norm, activation=_leaky_relu)
             self.decoder = ConvDecoder(code_dim, self.image_shape, width=width, batch_norm=norm == "batch")
@@ -134,13 +156,17 @@ class AutoencoderCritic(nn.Module):
         else:
             size = math.prod(self.image_shape)
             self.encoder = nn.Sequential(nn.Flatten(), mlp([size, *hidden, code_dim], activation=_leaky_relu))
-            self.decoder = nn.Sequential(mlp([code_dim, *reversed(hidden), size], activation=_leaky_relu), nn.Unflatten(1, self.image_shape))
+            self.decoder = nn.Sequential(
+                mlp([code_dim, *reversed(hidden), size], activation=_leaky_relu), nn.Unflatten(1, self.image_shape)
+            )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(images))
 
 
-def build_critic(objective, image_shape, architecture: str = "conv", width: int = 64, hidden_dims=(512, 512, 512), norm: str | None = None) -> nn.Module:
+def build_critic(
+    objective, image_shape, architecture: str = "conv", width: int = 64, hidden_dims=(512, 512, 512), norm: str | None = None
+) -> nn.Module:
     """The critic an objective (a name or a genhub.objectives.Objective) declares in `critic_kind`:
     a one-score Critic, a Critic with `feature_dim` outputs, or an AutoencoderCritic.
     `norm` None takes the objective's own `critic_norm`."""
@@ -191,7 +217,9 @@ class GenGAN(GenModel):
         self.objective = objective or self.default_objective
         self.width = int(width)
         self.batch_norm = bool(batch_norm)
-        self.generator = build_generator(self.latent_dim, self.image_shape, self.architecture, width, hidden_dims, batch_norm=self.batch_norm)
+        self.generator = build_generator(
+            self.latent_dim, self.image_shape, self.architecture, width, hidden_dims, batch_norm=self.batch_norm
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.latent_dim:

@@ -30,7 +30,6 @@ WEIGHTS_NAME = hub_constants.SAFETENSORS_SINGLE_FILE
 CLASS_KEY = "genhub_class"  # extra config.json key naming the class, for `load_model`
 
 
-
 class ModelLoadError(OSError):
     """A model folder or Hub id that cannot be turned back into a model."""
 
@@ -47,7 +46,7 @@ def read_card_template(family: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
-MODEL_CLASSES: dict[str, type["HubModel"]] = {}
+MODEL_CLASSES: dict[str, type[HubModel]] = {}
 
 
 class HubModel(
@@ -240,9 +239,7 @@ def push_folder(folder, repo_id: str, *, private: bool = False, token: str | Non
     if hub_constants.is_offline_mode():
         raise PushError(f"HF_HUB_OFFLINE is set, so nothing was pushed. The model is saved in {folder}.")
     if not token:
-        raise PushError(
-            f"No Hugging Face token: run `hf auth login` or set HF_TOKEN, then push again. The model is saved in {folder}."
-        )
+        raise PushError(f"No Hugging Face token: run `hf auth login` or set HF_TOKEN, then push again. The model is saved in {folder}.")
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")

@@ -20,8 +20,8 @@ Scores are raw critic outputs (logits for the non-saturating GAN), shape (N,) or
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -111,7 +111,11 @@ class Objective:
         """The critic's loss on one batch, and detached numbers worth logging."""
         real_scores, fake_scores = critic(real), critic(fake)
         loss = self.critic_loss(real_scores, fake_scores)
-        logs = {"critic_loss": loss.detach(), "real_score": real_scores.detach().float().mean(), "fake_score": fake_scores.detach().float().mean()}
+        logs = {
+            "critic_loss": loss.detach(),
+            "real_score": real_scores.detach().float().mean(),
+            "fake_score": fake_scores.detach().float().mean(),
+        }
         if self.penalty_weight:
             penalty = gradient_penalty(critic, real, fake)
             loss = loss + self.penalty_weight * penalty
@@ -155,28 +159,59 @@ def get_objective(name: str) -> Objective:
 
 DCGAN_ADAM = OptimizerSpec("adam", 2e-4, (0.5, 0.999))  # Radford et al. 2016
 
-register(Objective(
-    "dcgan", "non-saturating GAN (binary cross-entropy on logits)",
-    nonsaturating_critic_loss, nonsaturating_generator_loss, DCGAN_ADAM, hub_class="GenDCGAN",
-))
-register(Objective(
-    "wgan", "Wasserstein GAN with weight clipping at 0.01",
-    wasserstein_critic_loss, wasserstein_generator_loss, OptimizerSpec("rmsprop", 5e-5),
-    n_critic=5, clip_value=0.01, hub_class="GenWGAN",
-))
-register(Objective(
-    "wgan-gp", "Wasserstein GAN with gradient penalty, lambda = 10",
-    wasserstein_critic_loss, wasserstein_generator_loss, OptimizerSpec("adam", 1e-4, (0.0, 0.9)),
-    n_critic=5, penalty_weight=10.0, critic_norm="layer", hub_class="GenWGAN",
-))
-register(Objective(
-    "lsgan", "least-squares GAN (targets 1 for real, 0 for fake)",
-    least_squares_critic_loss, least_squares_generator_loss, DCGAN_ADAM,
-))
-register(Objective(
-    "hinge", "hinge-loss GAN",
-    hinge_critic_loss, hinge_generator_loss, DCGAN_ADAM,
-))
+register(
+    Objective(
+        "dcgan",
+        "non-saturating GAN (binary cross-entropy on logits)",
+        nonsaturating_critic_loss,
+        nonsaturating_generator_loss,
+        DCGAN_ADAM,
+        hub_class="GenDCGAN",
+    )
+)
+register(
+    Objective(
+        "wgan",
+        "Wasserstein GAN with weight clipping at 0.01",
+        wasserstein_critic_loss,
+        wasserstein_generator_loss,
+        OptimizerSpec("rmsprop", 5e-5),
+        n_critic=5,
+        clip_value=0.01,
+        hub_class="GenWGAN",
+    )
+)
+register(
+    Objective(
+        "wgan-gp",
+        "Wasserstein GAN with gradient penalty, lambda = 10",
+        wasserstein_critic_loss,
+        wasserstein_generator_loss,
+        OptimizerSpec("adam", 1e-4, (0.0, 0.9)),
+        n_critic=5,
+        penalty_weight=10.0,
+        critic_norm="layer",
+        hub_class="GenWGAN",
+    )
+)
+register(
+    Objective(
+        "lsgan",
+        "least-squares GAN (targets 1 for real, 0 for fake)",
+        least_squares_critic_loss,
+        least_squares_generator_loss,
+        DCGAN_ADAM,
+    )
+)
+register(
+    Objective(
+        "hinge",
+        "hinge-loss GAN",
+        hinge_critic_loss,
+        hinge_generator_loss,
+        DCGAN_ADAM,
+    )
+)
 
 
 # ==========================================================================================
@@ -228,11 +263,14 @@ def fgan_losses(divergence_name: str):
 
 
 for _name in ("kl", "reverse_kl", "pearson", "squared_hellinger", "jensen_shannon", "total_variation", "gan"):
-    register(Objective(
-        "fgan-" + _name.replace("_", "-"),
-        f"f-GAN on {_divergences.f_divergence(_name).definition}",
-        *fgan_losses(_name), DCGAN_ADAM,
-    ))
+    register(
+        Objective(
+            "fgan-" + _name.replace("_", "-"),
+            f"f-GAN on {_divergences.f_divergence(_name).definition}",
+            *fgan_losses(_name),
+            DCGAN_ADAM,
+        )
+    )
 
 
 # -- IPMs on critic features ------------------------------------------------------------------
@@ -241,7 +279,9 @@ def mean_covariance_distance(real_features: torch.Tensor, fake_features: torch.T
     norm: the paper's sup over orthonormal U, V of the covariance difference's trace)."""
     real_features, fake_features = _features(real_features), _features(fake_features)
     mean_gap = (real_features.mean(0) - fake_features.mean(0)).norm()
-    covariance_gap = torch.cov(real_features.T, correction=0).reshape(real_features.shape[1], -1) - torch.cov(fake_features.T, correction=0).reshape(fake_features.shape[1], -1)
+    covariance_gap = torch.cov(real_features.T, correction=0).reshape(real_features.shape[1], -1) - torch.cov(
+        fake_features.T, correction=0
+    ).reshape(fake_features.shape[1], -1)
     return mean_gap + torch.linalg.matrix_norm(covariance_gap, ord="nuc")
 
 
@@ -266,14 +306,32 @@ def kernel_mmd2(real_features: torch.Tensor, fake_features: torch.Tensor) -> tor
     return _divergences.mmd2_unbiased(real_features, fake_features, scaled_bandwidths(real_features, fake_features))
 
 
-register(FeatureObjective(
-    "mcgan", "McGAN: mean and covariance feature matching, weight clipping 0.01 (Mroueh et al. 2017)",
-    None, None, OptimizerSpec("rmsprop", 5e-5), n_critic=5, clip_value=0.01, critic_kind="features", distance=mean_covariance_distance,
-))
-register(FeatureObjective(
-    "mmdgan", "MMD-GAN: MMD^2 with an adversarially learned kernel on critic features, weight clipping 0.01 (Li et al. 2017)",
-    None, None, OptimizerSpec("rmsprop", 5e-5), n_critic=5, clip_value=0.01, critic_kind="features", distance=kernel_mmd2,
-))
+register(
+    FeatureObjective(
+        "mcgan",
+        "McGAN: mean and covariance feature matching, weight clipping 0.01 (Mroueh et al. 2017)",
+        None,
+        None,
+        OptimizerSpec("rmsprop", 5e-5),
+        n_critic=5,
+        clip_value=0.01,
+        critic_kind="features",
+        distance=mean_covariance_distance,
+    )
+)
+register(
+    FeatureObjective(
+        "mmdgan",
+        "MMD-GAN: MMD^2 with an adversarially learned kernel on critic features, weight clipping 0.01 (Li et al. 2017)",
+        None,
+        None,
+        OptimizerSpec("rmsprop", 5e-5),
+        n_critic=5,
+        clip_value=0.01,
+        critic_kind="features",
+        distance=kernel_mmd2,
+    )
+)
 
 
 # -- GMMN: no adversary ----------------------------------------------------------------------------
@@ -293,7 +351,11 @@ class GMMNObjective(Objective):
         return value, {"generator_loss": value.detach()}
 
 
-register(GMMNObjective("gmmn", "GMMN: generator trained on MMD^2 in data space (Li et al. 2015)", None, None, OptimizerSpec("adam", 1e-3, (0.5, 0.999))))
+register(
+    GMMNObjective(
+        "gmmn", "GMMN: generator trained on MMD^2 in data space (Li et al. 2015)", None, None, OptimizerSpec("adam", 1e-3, (0.5, 0.999))
+    )
+)
 
 
 # -- Cramér GAN ----------------------------------------------------------------------------------
@@ -324,10 +386,19 @@ class CramerObjective(Objective):
         return value, {"generator_loss": value.detach()}
 
 
-register(CramerObjective(
-    "cramer", "Cramér GAN: energy distance on critic features, gradient penalty 10 (Bellemare et al. 2017)",
-    None, None, OptimizerSpec("adam", 1e-4, (0.5, 0.9)), n_critic=5, penalty_weight=10.0, critic_norm="layer", critic_kind="features",
-))
+register(
+    CramerObjective(
+        "cramer",
+        "Cramér GAN: energy distance on critic features, gradient penalty 10 (Bellemare et al. 2017)",
+        None,
+        None,
+        OptimizerSpec("adam", 1e-4, (0.5, 0.9)),
+        n_critic=5,
+        penalty_weight=10.0,
+        critic_norm="layer",
+        critic_kind="features",
+    )
+)
 
 
 # -- Fisher GAN -------------------------------------------------------------------------------------
@@ -356,10 +427,17 @@ class FisherObjective(Objective):
         self.lagrange = float(state["lagrange"])
 
 
-register(FisherObjective(
-    "fisher", "Fisher GAN: IPM under a second-moment constraint, augmented Lagrangian (Mroueh & Sercu 2017)",
-    None, wasserstein_generator_loss, OptimizerSpec("adam", 2e-4, (0.5, 0.999)), n_critic=2, rho=1e-6,
-))
+register(
+    FisherObjective(
+        "fisher",
+        "Fisher GAN: IPM under a second-moment constraint, augmented Lagrangian (Mroueh & Sercu 2017)",
+        None,
+        wasserstein_generator_loss,
+        OptimizerSpec("adam", 2e-4, (0.5, 0.999)),
+        n_critic=2,
+        rho=1e-6,
+    )
+)
 
 
 # -- RWGAN ------------------------------------------------------------------------------------------
@@ -377,9 +455,13 @@ def relaxed_wasserstein_objective() -> Objective:
     paper's own box and learning rate, and its authors' code, were not available offline to
     check these against."""
     return Objective(
-        "rwgan", f"Relaxed WGAN (KL cost): Wasserstein critic under asymmetric weight clipping {list(RWGAN_CLIP)} (Guo et al. 2017)",
-        wasserstein_critic_loss, wasserstein_generator_loss, OptimizerSpec("rmsprop", 5e-5),
-        n_critic=5, clip_value=RWGAN_CLIP,
+        "rwgan",
+        f"Relaxed WGAN (KL cost): Wasserstein critic under asymmetric weight clipping {list(RWGAN_CLIP)} (Guo et al. 2017)",
+        wasserstein_critic_loss,
+        wasserstein_generator_loss,
+        OptimizerSpec("rmsprop", 5e-5),
+        n_critic=5,
+        clip_value=RWGAN_CLIP,
     )
 
 
@@ -472,15 +554,37 @@ class BEGANObjective(Objective):
         self.k = float(state["k"])
 
 
-register(EBGANObjective(
-    "ebgan", "EBGAN: auto-encoder energy with a margin (Zhao et al. 2017)",
-    None, None, DCGAN_ADAM, critic_norm="none", critic_kind="autoencoder", margin=1.0,
-))
-register(BEGANObjective(
-    "began", "BEGAN: auto-encoder L1 loss with k_t balance, gamma 0.5 (Berthelot et al. 2017)",
-    None, None, OptimizerSpec("adam", 1e-4, (0.5, 0.999)), critic_norm="none", critic_kind="autoencoder",
-))
-register(MAGANObjective(
-    "magan", "MAGAN: EBGAN with an adaptive margin (Wang et al. 2017)",
-    None, None, DCGAN_ADAM, critic_norm="none", critic_kind="autoencoder",
-))
+register(
+    EBGANObjective(
+        "ebgan",
+        "EBGAN: auto-encoder energy with a margin (Zhao et al. 2017)",
+        None,
+        None,
+        DCGAN_ADAM,
+        critic_norm="none",
+        critic_kind="autoencoder",
+        margin=1.0,
+    )
+)
+register(
+    BEGANObjective(
+        "began",
+        "BEGAN: auto-encoder L1 loss with k_t balance, gamma 0.5 (Berthelot et al. 2017)",
+        None,
+        None,
+        OptimizerSpec("adam", 1e-4, (0.5, 0.999)),
+        critic_norm="none",
+        critic_kind="autoencoder",
+    )
+)
+register(
+    MAGANObjective(
+        "magan",
+        "MAGAN: EBGAN with an adaptive margin (Wang et al. 2017)",
+        None,
+        None,
+        DCGAN_ADAM,
+        critic_norm="none",
+        critic_kind="autoencoder",
+    )
+)

@@ -21,12 +21,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from genhub.space import latent
 from genhub.assets import bundled_weights_dir
 from genhub.data import prepare_image
-from genhub.runtime import pick_device
-from genhub.models.hub import CONFIG_NAME, GenModel, ModelLoadError, load_model
 from genhub.images import grid_image, save_gif
+from genhub.models.hub import CONFIG_NAME, GenModel, ModelLoadError, load_model
+from genhub.runtime import pick_device
+from genhub.space import latent
 
 WEIGHTS_DIR = bundled_weights_dir()
 NOT_GENERATIVE = {"evaluators"}  # weights/ folders that hold no generator (classifiers for metrics)
@@ -91,7 +91,8 @@ def bundled_model_folders(weights_dir: Path | str = WEIGHTS_DIR) -> list[Path]:
     if not weights_dir.is_dir():
         return []
     return sorted(
-        folder for folder in weights_dir.iterdir()
+        folder
+        for folder in weights_dir.iterdir()
         if folder.is_dir() and folder.name not in NOT_GENERATIVE and (folder / CONFIG_NAME).is_file()
     )
 
@@ -114,7 +115,7 @@ class ModelRegistry:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def from_environment(cls, weights_dir: Path | str | None = None, hub_ids: str | None = None) -> "ModelRegistry":
+    def from_environment(cls, weights_dir: Path | str | None = None, hub_ids: str | None = None) -> ModelRegistry:
         """Bundled models from GENHUB_WEIGHTS_DIR (default weights/), Hub ids from GENHUB_MODELS (comma separated)."""
         weights_dir = Path(weights_dir or os.environ.get("GENHUB_WEIGHTS_DIR") or WEIGHTS_DIR)
         registry = cls(weights_dir=weights_dir)
@@ -124,9 +125,7 @@ class ModelRegistry:
         for repo_id in filter(None, (part.strip() for part in hub_ids.split(","))):
             registry.add_hub_model(repo_id)
         if not registry.models:
-            registry.notices.append(
-                f"No model could be loaded: {weights_dir} has no model folders and no Hub model was reachable."
-            )
+            registry.notices.append(f"No model could be loaded: {weights_dir} has no model folders and no Hub model was reachable.")
         return registry
 
     def _prepare(self, model: GenModel) -> GenModel:
@@ -336,11 +335,13 @@ def slider_redraw(model: GenModel, seed, values) -> Image.Image:
 
 def _interpolation_outputs(model: GenModel, z_a, z_b, image_a, image_b, steps: int) -> tuple[Image.Image, str]:
     t = latent.interpolation_weights(steps)
-    rows = torch.cat([
-        decode(model, latent.lerp(z_a, z_b, t)),
-        decode(model, latent.slerp(z_a, z_b, t)),
-        latent.cross_fade(image_a, image_b, t),
-    ])
+    rows = torch.cat(
+        [
+            decode(model, latent.lerp(z_a, z_b, t)),
+            decode(model, latent.slerp(z_a, z_b, t)),
+            latent.cross_fade(image_a, image_b, t),
+        ]
+    )
     scale = display_scale(model)
     strip = labelled_rows(rows, ["lerp", "slerp", "pixels"], scale)
     by_step = rows.unflatten(0, (3, steps)).transpose(0, 1)  # (steps, 3, C, H, W)

@@ -1,11 +1,11 @@
 """Training: one trainer base, the GAN and VAE trainers on it, recipes, and whole runs.
 
-    from genhub.training import GANTrainer, VAETrainer, Every
-    trainer = GANTrainer(model, critic, "wgan-gp", out="runs/wgan")
-    trainer.fit(images_uint8, seconds=600, clock="process", callbacks=[Every(score, seconds=30)])
+from genhub.training import GANTrainer, VAETrainer, Every
+trainer = GANTrainer(model, critic, "wgan-gp", out="runs/wgan")
+trainer.fit(images_uint8, seconds=600, clock="process", callbacks=[Every(score, seconds=30)])
 
-    from genhub.training import recipe_args, train_gan
-    run = train_gan(recipe_args("recipes/dcgan-mnist.toml", epochs=1))   # what train/gan.py does
+from genhub.training import recipe_args, train_gan
+run = train_gan(recipe_args("recipes/dcgan-mnist.toml", epochs=1))   # what train/gan.py does
 """
 
 from genhub.training.base import (

@@ -32,9 +32,9 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -89,7 +89,9 @@ class Budget:
             raise ValueError("a budget needs epochs, steps or seconds")
         for name in ("epochs", "steps", "seconds"):
             value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and math.isfinite(value)):
+            if value is not None and not (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and math.isfinite(value)
+            ):
                 raise ValueError(f"budget {name} must be a positive number, got {value!r}")
         if self.clock not in CLOCKS:
             raise ValueError(f"budget clock must be one of {sorted(CLOCKS)}, got {self.clock!r}")
@@ -100,13 +102,13 @@ class Callback:
     """Hooks into `fit`. Work that should not count as training time goes inside
     `with trainer.paused():`. Setting `trainer.stop_requested = True` ends the run."""
 
-    def on_fit_start(self, trainer: "Trainer") -> None: ...
+    def on_fit_start(self, trainer: Trainer) -> None: ...
 
-    def on_step_end(self, trainer: "Trainer") -> None: ...
+    def on_step_end(self, trainer: Trainer) -> None: ...
 
-    def on_epoch_end(self, trainer: "Trainer") -> None: ...
+    def on_epoch_end(self, trainer: Trainer) -> None: ...
 
-    def on_fit_end(self, trainer: "Trainer") -> None: ...
+    def on_fit_end(self, trainer: Trainer) -> None: ...
 
 
 class Every(Callback):
@@ -114,18 +116,25 @@ class Every(Callback):
     the start and once at the end of `fit` (an evaluation point: sample grids, metrics, SWD).
     Its time is not training time."""
 
-    def __init__(self, function: Callable[["Trainer"], None], *, seconds: float | None = None, steps: int | None = None,
-                 at_start: bool = True, at_end: bool = True):
+    def __init__(
+        self,
+        function: Callable[[Trainer], None],
+        *,
+        seconds: float | None = None,
+        steps: int | None = None,
+        at_start: bool = True,
+        at_end: bool = True,
+    ):
         if (seconds is None) == (steps is None):
             raise ValueError("Every needs exactly one of seconds or steps")
         self.function, self.seconds, self.steps, self.at_start, self.at_end = function, seconds, steps, at_start, at_end
         self.next_point = 0.0
         self.last_call = None
 
-    def _now(self, trainer: "Trainer") -> float:
+    def _now(self, trainer: Trainer) -> float:
         return trainer.elapsed() if self.seconds is not None else trainer.steps_done
 
-    def _call(self, trainer: "Trainer") -> None:
+    def _call(self, trainer: Trainer) -> None:
         now = self._now(trainer)
         with trainer.paused():
             self.function(trainer)
@@ -151,7 +160,7 @@ class EarlyStop(Callback):
     """Stop when `monitor(trainer)`, read at each epoch's end, has not improved for `patience`
     epochs (`mode` "max" or "min")."""
 
-    def __init__(self, monitor: Callable[["Trainer"], float], patience: int = 5, mode: str = "max"):
+    def __init__(self, monitor: Callable[[Trainer], float], patience: int = 5, mode: str = "max"):
         if patience < 1 or mode not in ("max", "min"):
             raise ValueError("EarlyStop needs patience >= 1 and mode 'max' or 'min'")
         self.monitor, self.patience, self.sign = monitor, patience, 1 if mode == "max" else -1
@@ -325,8 +334,18 @@ class Trainer:
         )
 
     # -- the loop ---------------------------------------------------------------------------------
-    def fit(self, images: torch.Tensor, epochs: int | None = None, *, steps: int | None = None, seconds: float | None = None,
-            clock: str = "wall", budget: Budget | None = None, callbacks=(), stop_inside_epoch: bool = True) -> dict[str, list[float]]:
+    def fit(
+        self,
+        images: torch.Tensor,
+        epochs: int | None = None,
+        *,
+        steps: int | None = None,
+        seconds: float | None = None,
+        clock: str = "wall",
+        budget: Budget | None = None,
+        callbacks=(),
+        stop_inside_epoch: bool = True,
+    ) -> dict[str, list[float]]:
         """Train until the budget (totals: a resumed trainer counts its past work) is reached.
         `stop_inside_epoch` False checks the budget at epoch ends only (every epoch is finished)."""
         budget = budget or Budget(epochs=epochs, steps=steps, seconds=seconds, clock=clock)
@@ -359,8 +378,14 @@ class Trainer:
         self._rng_state = None
         pending: list[dict[str, torch.Tensor]] = []
         rows: list[dict[str, float]] = []
-        bar = tqdm(total=self._batches, initial=self.position, desc=f"epoch {epoch + 1}", disable=not self.settings.progress,
-                   leave=False, mininterval=2)
+        bar = tqdm(
+            total=self._batches,
+            initial=self.position,
+            desc=f"epoch {epoch + 1}",
+            disable=not self.settings.progress,
+            leave=False,
+            mininterval=2,
+        )
         while self.position < self._batches:
             index = self.position
             logs = self.step(self._scaled(data[order[index * batch_size : (index + 1) * batch_size]]))
@@ -403,8 +428,11 @@ class Trainer:
             if not all(math.isfinite(v) for v in row):
                 bad = ", ".join(f"{k}={v}" for k, v in zip(keys, row))
                 checkpoint = self.out / CHECKPOINT_NAME if self.out else None
-                kept = (f"the last good checkpoint (epoch {self.epoch}) is kept in {checkpoint}" if checkpoint and checkpoint.exists()
-                        else "no checkpoint was written yet")
+                kept = (
+                    f"the last good checkpoint (epoch {self.epoch}) is kept in {checkpoint}"
+                    if checkpoint and checkpoint.exists()
+                    else "no checkpoint was written yet"
+                )
                 raise TrainingDiverged(
                     f"training diverged at epoch {self.epoch + 1}, step {first_step + offset} ({self.describe()}; {bad}); {kept}. "
                     "Try a lower --lr or another --seed."

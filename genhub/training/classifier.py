@@ -9,7 +9,15 @@ from genhub.images import to_unit_range
 from genhub.models.classifier import DigitClassifier, random_jitter
 
 
-def train_steps(model: DigitClassifier, optimizer, images: torch.Tensor, labels: torch.Tensor, batch_size: int, generator: torch.Generator, scheduler=None) -> float:
+def train_steps(
+    model: DigitClassifier,
+    optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+    scheduler=None,
+) -> float:
     """One pass over (images, labels) in a random order; returns the mean loss."""
     model.train()
     order = torch.randperm(len(images), generator=generator)

@@ -43,8 +43,9 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser, default_samples: i
     """--eval-samples / --no-eval for the evaluation at the end of training (genhub.evaluation);
     the default is sized for a CPU: a few thousand samples take seconds, not minutes."""
     group = parser.add_argument_group("final evaluation (sample metrics into the card)")
-    group.add_argument("--eval-samples", type=int, default=default_samples,
-                       help="generated and held-out real images compared at the end of training")
+    group.add_argument(
+        "--eval-samples", type=int, default=default_samples, help="generated and held-out real images compared at the end of training"
+    )
     group.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
 
 
@@ -158,8 +159,12 @@ def parse_vae_args(argv=None, description: str | None = None) -> argparse.Namesp
     model.add_argument("--latent-dim", type=int, default=32)
     model.add_argument("--hidden", type=int, nargs="+", default=[512, 256], help="MLP hidden sizes (encoder order)")
     model.add_argument("--width", type=int, default=32, help="conv channels at full resolution")
-    model.add_argument("--likelihood", choices=["auto", "bernoulli", "gaussian"], default="auto",
-                       help="auto: Bernoulli when every pixel is 0 or 255, else Gaussian")
+    model.add_argument(
+        "--likelihood",
+        choices=["auto", "bernoulli", "gaussian"],
+        default="auto",
+        help="auto: Bernoulli when every pixel is 0 or 255, else Gaussian",
+    )
     model.add_argument("--prior", choices=["standard", "mog", "vamp"], default="mog")
     model.add_argument("--image-size", type=int, default=None, help="resize images (default: the dataset's size)")
     model.add_argument("--channels", type=int, choices=[1, 3], default=None)
@@ -173,8 +178,9 @@ def parse_vae_args(argv=None, description: str | None = None) -> argparse.Namesp
     evaluation.add_argument("--val-split", default="auto", help="validation split (auto: validation, else test, else 5%% of train)")
     evaluation.add_argument("--eval-k", type=int, default=1000, help="importance samples for the final NLL estimate")
     evaluation.add_argument("--eval-limit", type=int, default=None, help="estimate the final NLL on the first N validation images")
-    evaluation.add_argument("--eval-only", action="store_true",
-                            help="skip training: evaluate and package the best checkpoint of the run in --out")
+    evaluation.add_argument(
+        "--eval-only", action="store_true", help="skip training: evaluate and package the best checkpoint of the run in --out"
+    )
     add_evaluation_arguments(parser)
     args = parse_with_recipe(parser, argv, script="vae")
     check_positive(parser, args, "latent_dim", "width", "lr", "train_k", "eval_k", "eval_limit", "time_budget", "image_size")
@@ -197,8 +203,12 @@ def add_gan_arguments(parser: argparse.ArgumentParser) -> None:
     gan.add_argument("--latent-dim", type=int, default=100)
     gan.add_argument("--width", type=int, default=64, help="conv channels at full resolution (generator and critic)")
     gan.add_argument("--hidden", type=int, nargs="+", default=[512, 512, 512], help="MLP hidden sizes")
-    gan.add_argument("--critic-norm", choices=["auto", "batch", "layer", "none"], default="auto",
-                     help="conv critic normalization (auto: the objective's; never batch norm with a gradient penalty)")
+    gan.add_argument(
+        "--critic-norm",
+        choices=["auto", "batch", "layer", "none"],
+        default="auto",
+        help="conv critic normalization (auto: the objective's; never batch norm with a gradient penalty)",
+    )
     gan.add_argument("--image-size", type=int, default=None, help="resize images (default: the dataset's size)")
     gan.add_argument("--channels", type=int, choices=[1, 3], default=None)
     optim = parser.add_argument_group("optimization (default: the objective's recipe)")
@@ -237,11 +247,15 @@ def parse_vaegan_args(argv=None, description: str | None = None) -> argparse.Nam
     """train/vaegan.py's flags (a recipe's fields), checked before anything is built."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser, dataset="anime-faces", epochs=5, batch_size=64, out="runs/vaegan")
-    parser.add_argument("--vae-repo-id", default=None, help="Hub repository of the pre-trained VAE (required with --push; --repo-id is the GAN's)")
+    parser.add_argument(
+        "--vae-repo-id", default=None, help="Hub repository of the pre-trained VAE (required with --push; --repo-id is the GAN's)"
+    )
     model = parser.add_argument_group("model (the VAE decoder and the generator share it)")
     model.add_argument("--latent-dim", type=int, default=64)
     model.add_argument("--width", type=int, default=32, help="conv channels at full resolution (VAE, generator and critic)")
-    model.add_argument("--image-size", type=int, default=None, help="square side; non-square images are center-cropped (default: the dataset's size)")
+    model.add_argument(
+        "--image-size", type=int, default=None, help="square side; non-square images are center-cropped (default: the dataset's size)"
+    )
     model.add_argument("--channels", type=int, choices=[1, 3], default=None)
     vae = parser.add_argument_group("phase 1: VAE pre-training")
     vae.add_argument("--vae-epochs", type=int, default=10)
@@ -253,9 +267,13 @@ def parse_vaegan_args(argv=None, description: str | None = None) -> argparse.Nam
     gan = parser.add_argument_group("phase 2: GAN from the decoder (the objective's recipe unless overridden)")
     gan.add_argument("--objective", choices=list(OBJECTIVES), default="dcgan")
     gan.add_argument("--lr", type=float, default=None)
-    gan.add_argument("--generator-lr-scale", type=float, default=2.0,
-                     help="the warm-started generator's learning rate over the critic's (2: it reaches the cold start's final SWD "
-                          "sooner in benchmarks/warm_start.py, see docs/warm_start)")
+    gan.add_argument(
+        "--generator-lr-scale",
+        type=float,
+        default=2.0,
+        help="the warm-started generator's learning rate over the critic's (2: it reaches the cold start's final SWD "
+        "sooner in benchmarks/warm_start.py, see docs/warm_start)",
+    )
     gan.add_argument("--n-critic", type=int, default=None)
     gan.add_argument("--ema-decay", type=float, default=0.999)
     parser.add_argument("--card-note", default=None, help="a sentence for the GAN card's training section (e.g. the machine)")
@@ -263,13 +281,24 @@ def parse_vaegan_args(argv=None, description: str | None = None) -> argparse.Nam
     args = parse_with_recipe(parser, argv, script="vaegan")
     if args.push and not args.vae_repo_id:
         parser.error("--push needs --vae-repo-id too (e.g. --vae-repo-id your-name/vae-anime-faces): both models are pushed")
-    check_positive(parser, args, "vae_epochs", "latent_dim", "width", "vae_lr", "lr", "n_critic", "generator_lr_scale", "vae_eval_k",
-                   "vae_eval_limit", "image_size")
+    check_positive(
+        parser,
+        args,
+        "vae_epochs",
+        "latent_dim",
+        "width",
+        "vae_lr",
+        "lr",
+        "n_critic",
+        "generator_lr_scale",
+        "vae_eval_k",
+        "vae_eval_limit",
+        "image_size",
+    )
     if args.resume:
         parser.error("train/vaegan.py has no --resume: resume its phases with train/vae.py --out OUT/vae and train/gan.py --out OUT/gan")
     check_common_arguments(parser, args)
     return args
-
 
 
 PARSERS = {"vae": parse_vae_args, "gan": parse_gan_args, "vaegan": parse_vaegan_args}

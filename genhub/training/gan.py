@@ -50,8 +50,16 @@ class TrainSettings(Settings):
 class GANTrainer(Trainer):
     kind = "gan"
 
-    def __init__(self, model: GenGAN, critic: nn.Module, objective: Objective | str, out=None, settings: TrainSettings | None = None,
-                 device="cpu", callbacks=()):
+    def __init__(
+        self,
+        model: GenGAN,
+        critic: nn.Module,
+        objective: Objective | str,
+        out=None,
+        settings: TrainSettings | None = None,
+        device="cpu",
+        callbacks=(),
+    ):
         settings = settings or TrainSettings()
         self.objective = get_objective(objective) if isinstance(objective, str) else objective
         self.n_critic = settings.n_critic or self.objective.n_critic
@@ -177,14 +185,16 @@ class GANTrainer(Trainer):
         }
 
     @classmethod
-    def from_checkpoint(cls, path, out=None, device="cpu", progress: bool = True) -> "GANTrainer":
+    def from_checkpoint(cls, path, out=None, device="cpu", progress: bool = True) -> GANTrainer:
         """Rebuild networks, optimizers, counters and history from a checkpoint, ready to `fit` on."""
         state = read_checkpoint(path)
         settings = TrainSettings(**{**state["settings"], "progress": progress})
         try:
             model = MODEL_CLASSES[state["model_class"]](**state["model_config"])
             critic = critic_from_config(state["critic_config"])
-            trainer = cls(model, critic, state["objective"], out=out if out is not None else Path(path).parent, settings=settings, device=device)
+            trainer = cls(
+                model, critic, state["objective"], out=out if out is not None else Path(path).parent, settings=settings, device=device
+            )
             trainer.model.load_state_dict(state["generator"])
             trainer.ema.load_state_dict(state["ema_generator"])
             trainer.critic.load_state_dict(state["critic"])

@@ -76,6 +76,7 @@ def parse_with_recipe(parser: argparse.ArgumentParser, argv=None, *, script: str
 
 def _checked(action: argparse.Action, name: str, value, path, parser):
     """A recipe value of the type the flag takes (TOML already typed it; lists for nargs)."""
+
     def one(item):
         if action.type is not None and not isinstance(item, bool):
             try:

@@ -91,15 +91,29 @@ def load_vae_splits(args) -> tuple[torch.Tensor, torch.Tensor, str]:
 
 
 def vae_settings(args) -> VAESettings:
-    return VAESettings(batch_size=args.batch_size, seed=args.seed, lr=args.lr, kl_weight=args.kl_weight, kl_warmup=args.kl_warmup,
-                       train_k=args.train_k, progress=not getattr(args, "no_progress", False))
+    return VAESettings(
+        batch_size=args.batch_size,
+        seed=args.seed,
+        lr=args.lr,
+        kl_weight=args.kl_weight,
+        kl_warmup=args.kl_warmup,
+        train_k=args.train_k,
+        progress=not getattr(args, "no_progress", False),
+    )
 
 
 def build_vae(args, train: torch.Tensor) -> GenVAE:
     binary = bool(((train == 0) | (train == 255)).all())
     likelihood = ("bernoulli" if binary else "gaussian") if args.likelihood == "auto" else args.likelihood
-    return GenVAE(image_shape=tuple(train.shape[1:]), latent_dim=args.latent_dim, architecture=args.arch, hidden_dims=tuple(args.hidden),
-                  width=args.width, likelihood=likelihood, prior=args.prior)
+    return GenVAE(
+        image_shape=tuple(train.shape[1:]),
+        latent_dim=args.latent_dim,
+        architecture=args.arch,
+        hidden_dims=tuple(args.hidden),
+        width=args.width,
+        likelihood=likelihood,
+        prior=args.prior,
+    )
 
 
 def train_vae(args, *, command: str | None = None, card_extra: dict | None = None) -> Run:
@@ -115,8 +129,10 @@ def train_vae(args, *, command: str | None = None, card_extra: dict | None = Non
     out = Path(args.out)
     checkpoint = out / CHECKPOINT_NAME
     if not args.eval_only and not args.resume and (checkpoint.exists() or (out / BEST_FOLDER).exists()):
-        raise ValueError(f"{out} already holds a VAE run ({CHECKPOINT_NAME} or {BEST_FOLDER}/); pass --resume to continue it, "
-                         "--eval-only to package it, or choose another --out")
+        raise ValueError(
+            f"{out} already holds a VAE run ({CHECKPOINT_NAME} or {BEST_FOLDER}/); pass --resume to continue it, "
+            "--eval-only to package it, or choose another --out"
+        )
     train, validation, val_split = load_vae_splits(args)
     if args.eval_only:
         if not (out / HISTORY_NAME).exists() or not (out / BEST_FOLDER).exists():
@@ -131,15 +147,19 @@ def train_vae(args, *, command: str | None = None, card_extra: dict | None = Non
         if command:
             trainer.commands.append(command)
         model = trainer.model
-        print(f"{len(train)} train / {len(validation)} {val_split} images {tuple(train.shape[1:])}, {model.likelihood} likelihood, "
-              f"{model.num_parameters():,} parameters, on {environment_summary(device)}", flush=True)
+        print(
+            f"{len(train)} train / {len(validation)} {val_split} images {tuple(train.shape[1:])}, {model.likelihood} likelihood, "
+            f"{model.num_parameters():,} parameters, on {environment_summary(device)}",
+            flush=True,
+        )
         seconds = args.time_budget * 60 if args.time_budget else None
         trainer.fit(train, args.epochs, seconds=seconds, validation=validation, stop_inside_epoch=False)  # every epoch is validated
     return package_vae(args, train, validation, val_split, out, device, trainer=trainer, card_extra=card_extra)
 
 
-def package_vae(args, train, validation, val_split: str, out: Path, device, trainer: VAETrainer | None = None,
-                card_extra: dict | None = None) -> Run:
+def package_vae(
+    args, train, validation, val_split: str, out: Path, device, trainer: VAETrainer | None = None, card_extra: dict | None = None
+) -> Run:
     """Load out/best, estimate its NLL, evaluate it, and save it with its card to out/model."""
     import json
 
@@ -173,9 +193,16 @@ def package_vae(args, train, validation, val_split: str, out: Path, device, trai
         "sample_image": "samples.png",
         "command": "\n".join(trainer.commands) if trainer is not None and trainer.commands else None,
         "training": {
-            "epochs run": len(history), "best epoch": best["epoch"], "batch size": args.batch_size, "learning rate": args.lr,
-            "schedule": "Adam, cosine decay over the budget (epochs or time)", "KL weight": args.kl_weight,
-            "KL warm-up epochs": args.kl_warmup, "training bound k": args.train_k, "seed": args.seed, "hardware": record["hardware"],
+            "epochs run": len(history),
+            "best epoch": best["epoch"],
+            "batch size": args.batch_size,
+            "learning rate": args.lr,
+            "schedule": "Adam, cosine decay over the budget (epochs or time)",
+            "KL weight": args.kl_weight,
+            "KL warm-up epochs": args.kl_warmup,
+            "training bound k": args.train_k,
+            "seed": args.seed,
+            "hardware": record["hardware"],
             "training time": f"{train_minutes:.1f} min",
         },
         "metrics": {
@@ -185,7 +212,7 @@ def package_vae(args, train, validation, val_split: str, out: Path, device, trai
         },
         "eval_results": [nll_eval_result(data, val_split, args.eval_k, nll["nll"])],
         "metrics_note": "The NLL is the importance-sampled bound of Burda et al. (2016), an upper bound on the true "
-                        "negative log-likelihood that tightens as k grows.",
+        "negative log-likelihood that tightens as k grows.",
     }
     if not args.no_eval:  # sample quality; the NLL above is the held-out likelihood, so not recomputed here
         card = evaluate_for_card(model, args.dataset, card, folder, num_samples=args.eval_samples, seed=args.seed)
@@ -199,9 +226,16 @@ def nll_eval_result(data: dict, split: str, k: int, nll: float):
     """The VAE's NLL as a model-index entry of the card's metadata."""
     from huggingface_hub import EvalResult
 
-    return EvalResult(task_type="unconditional-image-generation", task_name="Unconditional image generation", dataset_type=data["dataset_id"] or data["dataset"],
-                      dataset_name=data["dataset"], dataset_split=split, metric_type="nll",
-                      metric_name=f"negative log-likelihood (IWAE k={k}, nats)", metric_value=round(nll, 2))
+    return EvalResult(
+        task_type="unconditional-image-generation",
+        task_name="Unconditional image generation",
+        dataset_type=data["dataset_id"] or data["dataset"],
+        dataset_name=data["dataset"],
+        dataset_split=split,
+        metric_type="nll",
+        metric_name=f"negative log-likelihood (IWAE k={k}, nats)",
+        metric_value=round(nll, 2),
+    )
 
 
 def _jsonable(values: dict) -> dict:
@@ -210,16 +244,35 @@ def _jsonable(values: dict) -> dict:
 
 # -- the GAN -----------------------------------------------------------------------------------
 def gan_settings(args) -> TrainSettings:
-    return TrainSettings(batch_size=args.batch_size, n_critic=args.n_critic, lr=args.lr, ema_decay=args.ema_decay, seed=args.seed,
-                         generator_lr_scale=getattr(args, "generator_lr_scale", 1.0), progress=not args.no_progress)
+    return TrainSettings(
+        batch_size=args.batch_size,
+        n_critic=args.n_critic,
+        lr=args.lr,
+        ema_decay=args.ema_decay,
+        seed=args.seed,
+        generator_lr_scale=getattr(args, "generator_lr_scale", 1.0),
+        progress=not args.no_progress,
+    )
 
 
 def build_gan(args, image_shape) -> tuple[GenGAN, torch.nn.Module]:
     """The generator and the critic the objective declares (a score, features or an auto-encoder)."""
-    model = gan_class(args.objective)(image_shape=image_shape, latent_dim=args.latent_dim, architecture=args.arch,
-                                      width=args.width, hidden_dims=tuple(args.hidden), objective=args.objective)
-    critic = build_critic(get_objective(args.objective), image_shape, architecture=args.arch, width=args.width,
-                          hidden_dims=tuple(args.hidden), norm=None if args.critic_norm == "auto" else args.critic_norm)
+    model = gan_class(args.objective)(
+        image_shape=image_shape,
+        latent_dim=args.latent_dim,
+        architecture=args.arch,
+        width=args.width,
+        hidden_dims=tuple(args.hidden),
+        objective=args.objective,
+    )
+    critic = build_critic(
+        get_objective(args.objective),
+        image_shape,
+        architecture=args.arch,
+        width=args.width,
+        hidden_dims=tuple(args.hidden),
+        norm=None if args.critic_norm == "auto" else args.critic_norm,
+    )
     return model, critic
 
 
@@ -240,22 +293,31 @@ def train_gan(args, *, generator: GenGAN | None = None, command: str | None = No
         image_shape = tuple(read_checkpoint(checkpoint)["model_config"]["image_shape"])
     elif checkpoint.exists():
         raise ValueError(f"{checkpoint} exists; pass --resume to continue it, or choose another --out")
-    data = load_images(args.dataset, split=args.split, limit=args.limit,
-                       image_size=args.image_size or (image_shape[1] if image_shape else None),
-                       channels=args.channels or (image_shape[0] if image_shape else None))
+    data = load_images(
+        args.dataset,
+        split=args.split,
+        limit=args.limit,
+        image_size=args.image_size or (image_shape[1] if image_shape else None),
+        channels=args.channels or (image_shape[0] if image_shape else None),
+    )
     if args.resume:
         trainer = GANTrainer.from_checkpoint(checkpoint, out=out, device=device, progress=not args.no_progress)
-        print(f"resumed {checkpoint} at epoch {trainer.epoch} (objective {trainer.objective.name}); "
-              "model and optimizer options come from the checkpoint")
+        print(
+            f"resumed {checkpoint} at epoch {trainer.epoch} (objective {trainer.objective.name}); "
+            "model and optimizer options come from the checkpoint"
+        )
     else:
         model, critic = build_gan(args, data.image_shape)
         if generator is not None:
             model = generator
             critic = build_critic(get_objective(args.objective), data.image_shape, width=args.width)
         trainer = GANTrainer(model, critic, args.objective, out=out, settings=gan_settings(args), device=device)
-    print(f"{len(data)} images {data.image_shape} from {args.dataset}; objective {trainer.objective.name}, "
-          f"{trainer.model.num_parameters():,} generator / {sum(p.numel() for p in trainer.critic.parameters()):,} critic parameters, "
-          f"n_critic {trainer.n_critic}, on {environment_summary(device)}", flush=True)
+    print(
+        f"{len(data)} images {data.image_shape} from {args.dataset}; objective {trainer.objective.name}, "
+        f"{trainer.model.num_parameters():,} generator / {sum(p.numel() for p in trainer.critic.parameters()):,} critic parameters, "
+        f"n_critic {trainer.n_critic}, on {environment_summary(device)}",
+        flush=True,
+    )
     if command:
         trainer.commands.append(command)
     trainer.fit(data.images, args.epochs)
@@ -291,7 +353,7 @@ def gan_card(args, trainer: GANTrainer, num_train: int, device) -> dict:
         "training": {
             "objective": f"{trainer.objective.name} ({trainer.objective.description})",
             "critic": f"{type(trainer.critic).__name__} ({trainer.objective.critic_kind}), {trainer.critic.config['architecture']}, "
-                      f"width {trainer.critic.config['width']}, norm {trainer.critic.config['norm']}",
+            f"width {trainer.critic.config['width']}, norm {trainer.critic.config['norm']}",
             "epochs": trainer.epoch,
             "generator steps": trainer.generator_steps,
             "batch size": settings.batch_size,

@@ -57,8 +57,9 @@ class VAESettings(Settings):
 def mean_elbo(model: GenVAE, images: torch.Tensor, batch_size: int = 1000) -> float:
     """The mean ELBO (nats per image) of uint8 `images`, in eval mode."""
     with eval_mode(model):
-        total = sum(model.elbo(to_unit_range(images[i : i + batch_size].to(model.device))).sum().item()
-                    for i in range(0, len(images), batch_size))
+        total = sum(
+            model.elbo(to_unit_range(images[i : i + batch_size].to(model.device))).sum().item() for i in range(0, len(images), batch_size)
+        )
     return total / len(images)
 
 
@@ -124,8 +125,15 @@ class VAETrainer(Trainer):
         val_elbo = mean_elbo(model, self.validation)
         improved = val_elbo > self.best_elbo
         self.best_elbo = max(self.best_elbo, val_elbo)
-        self.epoch_log.append({"epoch": self.epoch, "train_loss": summary.get("loss"), "val_elbo": val_elbo, "best": improved,
-                               "minutes": self.train_seconds / 60})
+        self.epoch_log.append(
+            {
+                "epoch": self.epoch,
+                "train_loss": summary.get("loss"),
+                "val_elbo": val_elbo,
+                "best": improved,
+                "minutes": self.train_seconds / 60,
+            }
+        )
         if self.out is not None:
             if improved:
                 model.save_pretrained(self.out / BEST_FOLDER)
@@ -133,8 +141,11 @@ class VAETrainer(Trainer):
             save_epoch_images(model, self.validation, self.out / "epochs" / f"{self.epoch:03d}", seed=self.settings.seed)
             self.save_checkpoint(self.out / CHECKPOINT_NAME)
         loss = summary.get("loss", float("nan"))
-        print(f"epoch {self.epoch}: train loss {loss:.2f}, validation -ELBO {-val_elbo:.2f}{' (best)' if improved else ''}, "
-              f"{self.train_seconds / 60:.1f} min", flush=True)
+        print(
+            f"epoch {self.epoch}: train loss {loss:.2f}, validation -ELBO {-val_elbo:.2f}{' (best)' if improved else ''}, "
+            f"{self.train_seconds / 60:.1f} min",
+            flush=True,
+        )
 
     def best_epoch(self) -> dict:
         if not self.epoch_log:
@@ -153,7 +164,7 @@ class VAETrainer(Trainer):
         }
 
     @classmethod
-    def from_checkpoint(cls, path, out=None, device="cpu", progress: bool = True) -> "VAETrainer":
+    def from_checkpoint(cls, path, out=None, device="cpu", progress: bool = True) -> VAETrainer:
         state = read_checkpoint_state(path, "vae")
         try:
             model = MODEL_CLASSES[state["model_class"]](**state["model_config"])

@@ -46,10 +46,14 @@ def load_vae_decoder(generator: GenGAN, vae: GenVAE) -> GenGAN:
     if source.keys() != target_state.keys():
         only_gan = sorted(set(target_state) - set(source))[:3]
         only_vae = sorted(set(source) - set(target_state))[:3]
-        raise ValueError(f"the generator's layers differ from the VAE decoder's (only in the generator: {only_gan}, only in the VAE: {only_vae}); {hint}")
+        raise ValueError(
+            f"the generator's layers differ from the VAE decoder's (only in the generator: {only_gan}, only in the VAE: {only_vae}); {hint}"
+        )
     for name, tensor in source.items():
         if tensor.shape != target_state[name].shape:
-            raise ValueError(f"layer {name}: the generator has shape {tuple(target_state[name].shape)}, the VAE decoder {tuple(tensor.shape)}; {hint}")
+            raise ValueError(
+                f"layer {name}: the generator has shape {tuple(target_state[name].shape)}, the VAE decoder {tuple(tensor.shape)}; {hint}"
+            )
     with torch.no_grad():
         target.load_state_dict(source)
         last = target.blocks[-1]
@@ -61,8 +65,14 @@ def load_vae_decoder(generator: GenGAN, vae: GenVAE) -> GenGAN:
 def gan_from_vae(vae: GenVAE, objective: str = "dcgan") -> GenGAN:
     """A new generator of the VAE decoder's architecture, initialized from it, saved as the
     Hub class of `objective` (GenDCGAN for "dcgan", ...)."""
-    generator = gan_class(objective)(image_shape=tuple(vae.image_shape), latent_dim=vae.latent_dim, architecture="conv",
-                                     width=decoder_width(vae), batch_norm=False, objective=objective)
+    generator = gan_class(objective)(
+        image_shape=tuple(vae.image_shape),
+        latent_dim=vae.latent_dim,
+        architecture="conv",
+        width=decoder_width(vae),
+        batch_norm=False,
+        objective=objective,
+    )
     return load_vae_decoder(generator.to(vae.device), vae)
 
 
