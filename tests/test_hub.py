@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -119,3 +120,27 @@ def test_sample_is_seeded_and_in_unit_range():
     assert not torch.equal(first, model.sample(5, seed=2))
     grid = model.grid(first, nrow=5)
     assert grid.size == (5 * 34 + 2, 34 + 2) and grid.mode == "RGB"
+
+
+def test_configs_saved_before_the_names_were_unified_still_load(tmp_path):
+    """The conv nets are `architecture="conv"` with `width` in every family now; bundled and Hub
+    configs from before (GAN "dcgan", VAE "conv_width") load into the same weights and re-save
+    under today's names."""
+    import json
+
+    from genhub import GenDCGAN, load_model
+
+    repo = Path(__file__).resolve().parent.parent / "weights"
+    old_vae = json.loads((repo / "vae-anime-faces" / "config.json").read_text())
+    old_gan = json.loads((repo / "gan-anime-faces" / "config.json").read_text())
+    assert old_vae["conv_width"] == 16 and old_gan["architecture"] == "dcgan"  # the files are untouched
+    vae, gan = load_model(repo / "vae-anime-faces"), load_model(repo / "gan-anime-faces")
+    assert vae.decoder.blocks[-1].in_channels == 16 and isinstance(gan, GenDCGAN) and gan.architecture == "conv"
+    vae.save_pretrained(tmp_path / "vae")
+    gan.save_pretrained(tmp_path / "gan")
+    new_vae = json.loads((tmp_path / "vae" / "config.json").read_text())
+    new_gan = json.loads((tmp_path / "gan" / "config.json").read_text())
+    assert new_vae["width"] == 16 and "conv_width" not in new_vae and new_gan["architecture"] == "conv"
+    again = load_model(tmp_path / "vae")
+    z = torch.zeros(2, vae.latent_dim)
+    assert torch.equal(again.decode(z), vae.decode(z))

@@ -49,8 +49,11 @@ def test_an_installed_wheel_saves_loads_and_evaluates_from_anywhere(wheel, tmp_p
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], check=True, capture_output=True, text=True
+        ).stdout.strip()
+    )
     # Reuse the dependencies installed here; a .pth line only adds the folder, so this
     # checkout's editable install of genhub (a .pth hook in that folder) is not picked up.
     (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")

@@ -56,7 +56,7 @@ def main(argv=None) -> dict:
 
 def vae_then_gan(args, out: Path, command: str, vae_folder: Path, gan_folder: Path):
     """The pipeline: two library calls, the VAE's decoder handed to the GAN."""
-    vae_card = {"warm_start_gan": link(args.repo_id, gan_folder, vae_folder), "command": command}
+    vae_card = {"warm_start_gan": link(args.repo_id, gan_folder, vae_folder), "command": command, "script": "train/vaegan.py"}
     if args.push:  # the usage snippet names the Hub repository
         vae_card["repo_id"] = args.vae_repo_id
     vae = train_vae(

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from genhub.assets import CHECKOUT
 from genhub.data import DATASETS, DatasetError, dataset_key, load_images
 from genhub.evaluation import evaluate_for_card
 from genhub.evaluation.metrics import iwae_nll
@@ -28,7 +29,7 @@ from genhub.models.gan import GenGAN, build_critic, gan_class
 from genhub.models.hub import GenModel
 from genhub.models.vae import GenVAE
 from genhub.objectives import get_objective
-from genhub.runtime import environment_summary, pick_device, seed_everything
+from genhub.runtime import environment_summary, pick_device, portable, seed_everything
 from genhub.training.base import CHECKPOINT_NAME, save_json
 from genhub.training.gan import GANTrainer, TrainSettings, read_checkpoint
 from genhub.training.vae import BEST_FOLDER, HISTORY_NAME, VAESettings, VAETrainer
@@ -64,8 +65,9 @@ def dataset_card(dataset, split: str, num_train: int) -> dict:
 
 
 def recipe_card(args) -> dict:
+    """The recipe file a card names, relative to the repository (recipes/<name>.toml)."""
     recipe = getattr(args, "recipe", None)
-    return {"recipe": Path(recipe).as_posix() if recipe else None}
+    return {"recipe": portable(str(Path(recipe).resolve()), root=CHECKOUT) if recipe else None}
 
 
 def set_threads(args) -> None:
@@ -239,7 +241,7 @@ def nll_eval_result(data: dict, split: str, k: int, nll: float):
 
 
 def _jsonable(values: dict) -> dict:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items() if k not in ("token",)}
+    return portable({k: (str(v) if isinstance(v, Path) else v) for k, v in values.items() if k not in ("token",)})
 
 
 # -- the GAN -----------------------------------------------------------------------------------
