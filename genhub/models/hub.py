@@ -161,12 +161,7 @@ def _check_local_folder(folder: Path) -> None:
     config = folder / CONFIG_NAME
     if not config.exists():
         raise ModelLoadError(f"{folder} has no {CONFIG_NAME}; it is not a saved genhub model.")
-    try:
-        content = json.loads(config.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelLoadError(f"{config} is corrupt (not valid JSON: {error}).") from error
-    if not isinstance(content, dict):
-        raise ModelLoadError(f"{config} is not a JSON object of constructor arguments (it holds a {type(content).__name__}).")
+    _read_config_file(config)
     if not (folder / WEIGHTS_NAME).exists():
         raise ModelLoadError(f"{folder} has {CONFIG_NAME} but no weights file {WEIGHTS_NAME}.")
 
@@ -208,6 +203,11 @@ def read_config(source, **hub_kwargs) -> dict:
             path = Path(hf_hub_download(source, CONFIG_NAME, **hub_kwargs))
         except Exception as error:
             raise ModelLoadError(_explain_load_error(HubModel, source, error)) from error
+    return _read_config_file(path)
+
+
+def _read_config_file(path: Path) -> dict:
+    """A config.json as a dict; ModelLoadError naming the file when it is not a JSON object."""
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:

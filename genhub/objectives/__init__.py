@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -130,11 +131,15 @@ class Objective:
         if self.clip_value is not None:
             clip_weights(critic, self.clip_value)
 
+    # Numbers an objective learns while training (BEGAN's k, Fisher's multiplier, ...), checkpointed.
+    state_fields: ClassVar[tuple[str, ...]] = ()
+
     def state_dict(self) -> dict:
-        return {}
+        return {name: getattr(self, name) for name in self.state_fields}
 
     def load_state_dict(self, state: dict) -> None:
-        pass
+        for name in self.state_fields:
+            setattr(self, name, None if state[name] is None else float(state[name]))
 
 
 OBJECTIVES: dict[str, Objective] = {}
@@ -420,11 +425,7 @@ class FisherObjective(Objective):
         self.lagrange -= self.rho * float(constraint.detach())
         return -lagrangian, {"critic_loss": -lagrangian.detach(), "ipm": ipm.detach(), "lagrange": torch.tensor(self.lagrange)}
 
-    def state_dict(self):
-        return {"lagrange": self.lagrange}
-
-    def load_state_dict(self, state):
-        self.lagrange = float(state["lagrange"])
+    state_fields: ClassVar[tuple[str, ...]] = ("lagrange",)
 
 
 register(
@@ -517,11 +518,7 @@ class MAGANObjective(EBGANObjective):
         logs["margin"] = torch.tensor(self.margin)
         return loss, logs
 
-    def state_dict(self):
-        return {"margin": self.margin, "real_average": self.real_average, "fake_average": self.fake_average}
-
-    def load_state_dict(self, state):
-        self.margin, self.real_average, self.fake_average = state["margin"], state["real_average"], state["fake_average"]
+    state_fields: ClassVar[tuple[str, ...]] = ("margin", "real_average", "fake_average")
 
 
 @dataclass
@@ -547,11 +544,7 @@ class BEGANObjective(Objective):
         loss = reconstruction_energy(critic, fake, 1).mean()
         return loss, {"generator_loss": loss.detach()}
 
-    def state_dict(self):
-        return {"k": self.k}
-
-    def load_state_dict(self, state):
-        self.k = float(state["k"])
+    state_fields: ClassVar[tuple[str, ...]] = ("k",)
 
 
 register(
