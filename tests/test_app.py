@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -266,8 +265,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served(weights_dir):
-    sys.path.insert(0, str(REPO))
-    import app
+    import runpy
+    from types import SimpleNamespace
+
+    app = SimpleNamespace(**runpy.run_path(str(REPO / "app.py"), run_name="genhub_space"))  # the Space's entry point, as a file
 
     registry = logic.ModelRegistry.from_environment(weights_dir, hub_ids="someone/offline-model")
     demo = app.build_app(registry)
