@@ -80,6 +80,19 @@ def dataset_key(source) -> str | None:
     return next((key for key, spec in DATASETS.items() if spec.local_name == name or spec.hub_id.lower() == text), None)
 
 
+def holdout_split(images: torch.Tensor, fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, held_out): a fixed random `fraction` of `images` kept apart, the same for a seed,
+    for data with no test split of its own (the small SVHN and comic-face sets). Training and
+    evaluation call it alike, so the held-out images are never trained on."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"the held-out fraction must be in (0, 1), got {fraction}")
+    count = max(1, round(len(images) * fraction))
+    if count >= len(images):
+        raise ValueError(f"holding out {fraction:g} of {len(images)} images leaves none to train on")
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    return images[order[count:].sort().values], images[order[:count].sort().values]
+
+
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 DATA_SUFFIXES = {".parquet", ".arrow", ".csv", ".json", ".jsonl"} | IMAGE_SUFFIXES

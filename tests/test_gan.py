@@ -308,3 +308,42 @@ def test_cli_explains_bad_data_and_missing_checkpoints(tmp_path):
         train_gan.main(["--dataset", "no-such-data", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="no checkpoint at"):
         train_gan.main(["--resume", "--out", str(tmp_path)])
+
+
+def test_small_data_run_holds_out_images_and_measures_memorisation(tmp_path, data_dir):
+    """svhn with --holdout and DiffAugment: the held-out tenth is never trained on, and the final
+    evaluation compares against it, with the memorisation ratios and grid in the card."""
+    out = tmp_path / "svhn"
+    train_gan.main(
+        [
+            "--dataset",
+            str(data_dir / "svhn_sample"),
+            "--objective",
+            "wgan-gp",
+            "--limit",
+            "200",
+            "--holdout",
+            "0.1",
+            "--width",
+            "4",
+            "--batch-size",
+            "16",
+            "--epochs",
+            "1",
+            "--augment",
+            "color,translation,cutout",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--eval-samples",
+            "64",
+        ]  # fmt: skip
+    )
+    evaluation = json.loads((out / "model" / "eval.json").read_text())
+    assert evaluation["split"] == "train, held-out 0.1 (20 images)"
+    assert {"swd", "memorisation_ratio", "memorisation_ratio_features"} <= set(evaluation["metrics"])
+    assert evaluation["metrics"]["memorisation_ratio"] > 0
+    assert (out / "model" / "memorisation.png").exists()
+    card = (out / "model" / "README.md").read_text()
+    assert "180 images" in card and "DiffAugment color,translation,cutout, probability 1" in card
+    assert "memorisation: nearest-training-image distance" in card and "held out for evaluation" in card

@@ -245,3 +245,22 @@ def test_evaluate_cli_explains_bad_model_and_dataset(tmp_path):
     with pytest.raises(SystemExit, match="Unknown dataset 'no-such-data'"):
         evaluate.main([str(folder), "--dataset", "no-such-data"])
     assert not (folder / "eval.json").exists()  # nothing half-written
+
+
+def test_memorisation_tells_a_copier_from_a_generator_of_new_images():
+    from genhub.data import holdout_split
+    from genhub.evaluation.metrics import memorisation
+
+    images = (torch.rand(400, 1, 8, 8) > 0.5).float()
+    train, held_out = holdout_split(images, 0.25, seed=0)
+    again_train, again_held = holdout_split(images, 0.25, seed=0)
+    assert torch.equal(train, again_train) and torch.equal(held_out, again_held) and len(held_out) == 100
+    assert not any((held_out[i] == train).flatten(1).all(1).any() for i in range(5))  # disjoint (random bits)
+    copier = memorisation(train[:64], train, held_out)
+    assert copier["pixel"]["ratio"] == 0 and copier["pixel"]["share_closer_than_5pct_held_out"] == 1
+    assert torch.equal(train[copier["nearest"]], train[:64])
+    fresh = memorisation((torch.rand(64, 1, 8, 8) > 0.5).float(), train, held_out, features=lambda x: x.flatten(1) * 2)
+    assert 0.9 < fresh["pixel"]["ratio"] < 1.1 and fresh["features"]["ratio"] == pytest.approx(fresh["pixel"]["ratio"], rel=1e-5)
+    assert fresh["pixel"]["share_closer_than_5pct_held_out"] < 0.2
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        holdout_split(images, 1.5)

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from genhub.data import DATASETS, DatasetError, dataset_key, load_images
+from genhub.data import DATASETS, DatasetError, dataset_key, holdout_split, load_images
+from genhub.images import to_unit_range
 from genhub.runtime import eval_mode
 
 from . import metrics as M
@@ -51,7 +52,19 @@ METRICS = {
     "class_entropy_bits": ("class-histogram entropy, bits (max 3.32)", "entropy", True),
     "swd": ("sliced Wasserstein distance x 10^3", "sliced_wasserstein_distance", False),
     "nll": ("NLL, nats per image (IWAE bound)", "nll", False),
+    "memorisation_ratio": ("memorisation: nearest-training-image distance, samples / held-out (pixels)", "memorisation_ratio", True),
+    "memorisation_ratio_features": (
+        "memorisation: the same ratio in evaluator-CNN features",
+        "memorisation_ratio_features",
+        True,
+    ),
 }
+MEMORISATION_NOTE = (
+    "Memorisation: the median distance from a generated sample to its nearest training image, over the same for "
+    "held-out real images the model never saw; near 1 or above, the samples are no closer to the training set than new "
+    "real images are, and well below 1 the generator is copying it. memorisation.png shows samples beside their nearest "
+    "training images."
+)
 
 
 @dataclass
@@ -74,7 +87,8 @@ class Evaluation:
     def note(self) -> str:
         settings = ", ".join(f"{key} {value}" for key, value in self.settings.items())
         evaluator = EVALUATOR_NOTE if "fd" in self.metrics else NO_EVALUATOR_NOTE
-        return f"Measured on {self.dataset} split `{self.split}` ({settings}). {evaluator} {SWD_NOTE}"
+        memorisation = f" {MEMORISATION_NOTE}" if "memorisation_ratio" in self.metrics else ""
+        return f"Measured on {self.dataset} split `{self.split}` ({settings}). {evaluator} {SWD_NOTE}{memorisation}"
 
     def eval_results(self) -> list:
         """The metrics as huggingface_hub EvalResult entries for the card's model-index."""
@@ -128,6 +142,36 @@ def _rounded(key: str, value):
 def dataset_family(dataset: str) -> str | None:
     """The short name of a dataset given by name or by a local folder of the shared layout."""
     return dataset_key(dataset)
+
+
+def held_out_images(dataset: str, image_shape, fraction: float, limit: int | None = None, seed: int = 0):
+    """The training images and the held-out part (both in [0, 1]) of a dataset trained with
+    `holdout_split(fraction, seed)`: what the model never saw, and what it did."""
+    channels, side, _ = image_shape
+    images = load_images(dataset, split="train", image_size=side, channels=channels, limit=limit).images
+    train, held_out = holdout_split(images, fraction, seed)
+    return to_unit_range(train), to_unit_range(held_out)
+
+
+def digit_features(classifier):
+    """Images -> the evaluator CNN's features, for digit images of any size and channel count
+    (SVHN crops are made 28x28 grey first)."""
+
+    def features(images: torch.Tensor) -> torch.Tensor:
+        if tuple(images.shape[1:]) != (1, 28, 28):
+            images = torch.nn.functional.interpolate(images.mean(1, keepdim=True), size=(28, 28), mode="bilinear", antialias=True)
+        return classifier.features(images.clamp(0, 1).to(classifier.device))
+
+    return features
+
+
+def memorisation_grid(samples: torch.Tensor, train: torch.Tensor, nearest: torch.Tensor, count: int = 16):
+    """A PIL grid: pairs of columns, each generated sample beside its nearest training image."""
+    from genhub.images import grid_image
+
+    count = min(count, len(samples))
+    pairs = torch.stack([samples[:count].cpu(), train[nearest[:count]].cpu()], dim=1).flatten(0, 1)
+    return grid_image(pairs, nrow=8, scale=2 if samples.shape[-1] <= 32 else 1)
 
 
 def reference_images(dataset: str, image_shape, split: str = "auto", limit: int | None = None) -> tuple[torch.Tensor, str]:
@@ -209,25 +253,47 @@ def evaluate_model(
     nll_k: int = 1000,
     nll_images: int = 1000,
     classifier=None,
+    holdout: float | None = None,
+    limit: int | None = None,
 ) -> Evaluation:
     """Evaluate `model` (any GenModel) against held-out real images of `dataset`.
 
     num_samples: generated images and reference images compared (fewer if the split is smaller).
     nll_k, nll_images: importance samples and held-out images for the IWAE NLL (0 skips it).
     classifier: evaluator for digit data (default: the bundled MNIST CNN, on the model's device).
+    holdout, limit: for data trained with a held-out fraction (`--holdout`, on the first `limit`
+    training images), compare against that held-out part and measure memorisation.
     Deterministic for a seed. Runs on the model's device.
     """
     from genhub.models.classifier import load_evaluator
 
     family = dataset_family(dataset)
-    reference, used_split = reference_images(dataset, model.image_shape, split, limit=num_samples)
+    train_part = None
+    if holdout:
+        train_part, reference = held_out_images(dataset, model.image_shape, holdout, limit=limit)
+        used_split = f"train, held-out {holdout:g} ({len(reference)} images)"
+    else:
+        reference, used_split = reference_images(dataset, model.image_shape, split, limit=num_samples)
     digit_data = family in DIGIT_DATASETS and tuple(model.image_shape) == (1, 28, 28)
-    if digit_data and classifier is None:
+    if (digit_data or family == "svhn") and classifier is None:
         classifier = load_evaluator("mnist", device=model.device)
-    samples = generate(model, len(reference), seed)
-    values, details = evaluate_images(samples, reference.to(model.device), classifier=classifier if digit_data else None, seed=seed)
+    samples = generate(model, min(num_samples, len(reference)) if not holdout else num_samples, seed)
+    values, details = evaluate_images(
+        samples[: len(reference)], reference.to(model.device), classifier=classifier if digit_data else None, seed=seed
+    )
     settings = {"samples": len(samples), "seed": seed}
+    if train_part is not None:
+        features = digit_features(classifier) if classifier is not None else None
+        found = M.memorisation(samples, train_part.to(model.device), reference.to(model.device), features=features)
+        values["memorisation_ratio"] = found["pixel"]["ratio"]
+        if "features" in found:
+            values["memorisation_ratio_features"] = found["features"]["ratio"]
+        details["memorisation"] = {key: value for key, value in found.items() if key != "nearest"}
+        details["memorisation_grid"] = memorisation_grid(samples, train_part, found["nearest"])
+        settings["held-out fraction"] = holdout
     if nll_k and has_true_likelihood(model, reference):
+        if nll_images > len(reference) and not holdout:  # the NLL's images are not capped by --samples
+            reference, _ = reference_images(dataset, model.image_shape, used_split, limit=nll_images)
         nll = M.iwae_nll(model, reference[:nll_images], k=nll_k, seed=seed)
         values["nll"] = nll["nll"]
         details["nll"] = nll
@@ -293,18 +359,23 @@ def with_evaluation(card_context: dict, evaluation: Evaluation) -> dict:
     }
 
 
-def evaluate_for_card(model, dataset: str, card_context: dict, folder, *, num_samples: int, seed: int = 0, nll_k: int = 0) -> dict:
+def evaluate_for_card(
+    model, dataset: str, card_context: dict, folder, *, num_samples: int, seed: int = 0, nll_k: int = 0, holdout=None, limit=None
+) -> dict:
     """The end of a training script: evaluate the final `model` against held-out `dataset` images,
     print the table, write `folder`/eval.json and return `card_context` with the evaluation merged
     in, so the card saved (and pushed) next carries it. Data without a reference split to read
     is reported and skipped: a finished training run is never lost to its evaluation."""
     try:
-        evaluation = evaluate_model(model, dataset, num_samples=num_samples, seed=seed, nll_k=nll_k)
+        evaluation = evaluate_model(model, dataset, num_samples=num_samples, seed=seed, nll_k=nll_k, holdout=holdout, limit=limit)
     except (DatasetError, ValueError) as error:
         print(f"evaluation skipped: {error}", file=sys.stderr)
         return card_context
     print(f"evaluation against {evaluation.dataset} ({evaluation.split}):\n{evaluation.table()}\n{evaluation.note()}", flush=True)
     Path(folder).mkdir(parents=True, exist_ok=True)
+    grid = evaluation.details.pop("memorisation_grid", None)
+    if grid is not None:
+        grid.save(Path(folder) / "memorisation.png")
     write_json(Path(folder) / "eval.json", evaluation)
     return with_evaluation(card_context, evaluation)
 

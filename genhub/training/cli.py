@@ -24,6 +24,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, dataset: str, epoch
     group.add_argument("--dataset", default=dataset, help="a genhub dataset name (see genhub.DATASETS), a Hub id or a local folder")
     group.add_argument("--split", default="train", help="training split")
     group.add_argument("--limit", type=int, default=None, help="use only the first N training images (quick runs)")
+    group.add_argument(
+        "--holdout",
+        type=float,
+        default=None,
+        help="keep this fraction of the training images apart (fixed, seed 0) to evaluate against and to "
+        "measure memorisation: for small sets with no test split (svhn, comic-faces)",
+    )
     group.add_argument("--epochs", type=int, default=epochs)
     group.add_argument("--batch-size", type=int, default=batch_size)
     group.add_argument("--seed", type=int, default=0)
@@ -74,6 +81,8 @@ def check_positive(parser: argparse.ArgumentParser, args: argparse.Namespace, *n
 def check_common_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """What every script checks before building anything: sizes, seed, device, output folder, push."""
     check_positive(parser, args, "epochs", "batch_size", "limit")
+    if args.holdout is not None and not 0 < args.holdout < 0.5:
+        parser.error(f"--holdout must be a fraction in (0, 0.5), got {args.holdout}")
     if not 0 <= args.seed < 2**63:
         parser.error(f"--seed must be a whole number from 0 to 2**63 - 1, got {args.seed}")
     try:
@@ -216,7 +225,24 @@ def add_gan_arguments(parser: argparse.ArgumentParser) -> None:
     optim.add_argument("--generator-lr-scale", type=float, default=1.0, help="the generator's learning rate over the critic's")
     optim.add_argument("--n-critic", type=int, default=None, help="critic updates per generator update")
     optim.add_argument("--ema-decay", type=float, default=0.999)
+    add_augment_arguments(parser)
     parser.add_argument("--card-note", default=None, help="a sentence for the model card's training section (e.g. the machine)")
+
+
+def add_augment_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("small data: differentiable augmentation of every critic input (DiffAugment)")
+    group.add_argument("--augment", default="", help="comma-separated policies: color, translation, cutout (default: none)")
+    group.add_argument("--augment-p", type=float, default=1.0, help="probability each policy is applied to each image (0, 1]")
+
+
+def check_augment_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from genhub.training.augment import DiffAugment
+
+    if args.augment:
+        try:
+            DiffAugment(args.augment, args.augment_p)
+        except ValueError as error:
+            parser.error(f"--augment/--augment-p: {error}")
 
 
 def check_gan_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -227,6 +253,7 @@ def check_gan_arguments(parser: argparse.ArgumentParser, args: argparse.Namespac
         parser.error(f"--latent-dim {args.latent_dim} is too large (at most 4096)")
     if not 0 <= args.ema_decay < 1:
         parser.error("--ema-decay must be in [0, 1)")
+    check_augment_arguments(parser, args)
     if args.critic_norm == "batch" and get_objective(args.objective).penalty_weight:
         parser.error(f"--objective {args.objective} uses a per-sample gradient penalty: pick --critic-norm layer or none, not batch")
 
@@ -276,6 +303,7 @@ def parse_vaegan_args(argv=None, description: str | None = None) -> argparse.Nam
     )
     gan.add_argument("--n-critic", type=int, default=None)
     gan.add_argument("--ema-decay", type=float, default=0.999)
+    add_augment_arguments(parser)
     parser.add_argument("--card-note", default=None, help="a sentence for the GAN card's training section (e.g. the machine)")
     add_evaluation_arguments(parser)
     args = parse_with_recipe(parser, argv, script="vaegan")
@@ -297,6 +325,7 @@ def parse_vaegan_args(argv=None, description: str | None = None) -> argparse.Nam
     )
     if args.resume:
         parser.error("train/vaegan.py has no --resume: resume its phases with train/vae.py --out OUT/vae and train/gan.py --out OUT/gan")
+    check_augment_arguments(parser, args)
     check_common_arguments(parser, args)
     return args
 

@@ -9,6 +9,9 @@ One "step" is n_critic critic updates, each on a fresh real batch, then one gene
 update on the last critic update's fakes (as in the PyTorch DCGAN example, which saves a
 generator forward pass); `step(real)` is one critic update and, every n_critic-th call, the
 generator update. Budgets count generator steps. Batches are scaled to [-1, 1] on the device.
+With `augment` (genhub.training.augment, DiffAugment), every critic call of every objective sees
+augmented images: real and fake in the critic step (its gradient penalty included), the
+generated batch in the generator step, gradients flowing back through the augmentation.
 On CUDA the forward passes run under bf16 autocast. The loop, the budget, exact resume, the
 EMA and the NaN guard are genhub.training.base's.
 """
@@ -25,6 +28,7 @@ from genhub.images import to_signed_range
 from genhub.models.gan import GenGAN, critic_from_config
 from genhub.models.hub import MODEL_CLASSES
 from genhub.objectives import Objective, get_objective
+from genhub.training.augment import DiffAugment
 from genhub.training.base import CHECKPOINT_NAME, CheckpointError, Settings, Trainer, TrainingDiverged, read_checkpoint_state
 
 __all__ = ["CHECKPOINT_NAME", "CheckpointError", "GANTrainer", "TrainSettings", "TrainingDiverged", "read_checkpoint", "refresh_batch_norm"]
@@ -36,6 +40,8 @@ class TrainSettings(Settings):
     lr: float | None = None  # None: the objective's default, for both networks
     generator_lr_scale: float = 1.0  # the generator's learning rate relative to the critic's
     ema_decay: float | None = 0.999
+    augment: str = ""  # DiffAugment policies before every critic call, e.g. "color,translation,cutout"; "" for none
+    augment_p: float = 1.0  # the probability each policy is applied to each image
 
     def check(self) -> None:
         super().check()
@@ -45,6 +51,8 @@ class TrainSettings(Settings):
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.ema_decay is None:
             raise ValueError("the GAN trainer samples from an EMA generator: ema_decay must be in [0, 1)")
+        if self.augment:
+            DiffAugment(self.augment, self.augment_p)  # raises on an unknown policy or a bad probability
 
 
 class GANTrainer(Trainer):
@@ -76,6 +84,8 @@ class GANTrainer(Trainer):
         self.generator_steps = 0
         self.fixed_noise = model.sample_latent(settings.grid_size, seed=settings.seed)
         self.use_autocast = self.device.type == "cuda"
+        # The critic only ever sees T(x), real and generated alike (DiffAugment); identity without.
+        self.augment = DiffAugment(settings.augment, settings.augment_p) if settings.augment else (lambda images: images)
 
     @property
     def steps_done(self) -> int:
@@ -96,7 +106,8 @@ class GANTrainer(Trainer):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_autocast):
             with torch.set_grad_enabled(generator_turn):
                 fake = self.model(noise)
-            critic_loss, logs = self.objective.critic_step_loss(self.critic, real, fake.detach())
+            real = self.augment(real)
+            critic_loss, logs = self.objective.critic_step_loss(self.critic, real, self.augment(fake.detach()))
         self.optimizer_d.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.optimizer_d.step()
@@ -106,7 +117,7 @@ class GANTrainer(Trainer):
             return None
         self.critic.requires_grad_(False)  # the generator step needs no critic weight gradients
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_autocast):
-            generator_loss, generator_logs = self.objective.generator_step_loss(self.critic, fake, real)
+            generator_loss, generator_logs = self.objective.generator_step_loss(self.critic, self.augment(fake), real)
         self.optimizer_g.zero_grad(set_to_none=True)
         generator_loss.backward()
         self.optimizer_g.step()

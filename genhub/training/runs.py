@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from genhub.assets import CHECKOUT
-from genhub.data import DATASETS, DatasetError, dataset_key, load_images
+from genhub.data import DATASETS, DatasetError, dataset_key, holdout_split, load_images
 from genhub.evaluation import evaluate_for_card
 from genhub.evaluation.metrics import iwae_nll
 from genhub.images import to_unit_range
@@ -81,6 +81,9 @@ def load_vae_splits(args) -> tuple[torch.Tensor, torch.Tensor, str]:
     (`args.val_split` "auto": validation, else test, else 5% of train)."""
     options = dict(image_size=args.image_size, channels=args.channels)
     train = load_images(args.dataset, split=args.split, limit=args.limit, **options).images
+    if getattr(args, "holdout", None):
+        train, held_out = holdout_split(train, args.holdout)
+        return train, held_out, f"{args.split} held-out {args.holdout:g}"
     candidates = ["validation", "test"] if args.val_split == "auto" else [args.val_split]
     for split in candidates:
         try:
@@ -203,6 +206,7 @@ def package_vae(
             "KL weight": args.kl_weight,
             "KL warm-up epochs": args.kl_warmup,
             "training bound k": args.train_k,
+            **_holdout_row(args),
             "seed": args.seed,
             "hardware": record["hardware"],
             "training time": f"{train_minutes:.1f} min",
@@ -217,7 +221,7 @@ def package_vae(
         "negative log-likelihood that tightens as k grows.",
     }
     if not args.no_eval:  # sample quality; the NLL above is the held-out likelihood, so not recomputed here
-        card = evaluate_for_card(model, args.dataset, card, folder, num_samples=args.eval_samples, seed=args.seed)
+        card = evaluate_for_card(model, args.dataset, card, folder, num_samples=args.eval_samples, seed=args.seed, **_holdout(args))
     card = {**card, **(card_extra or {})}
     model.save_pretrained(folder, model_card_kwargs=card)
     save_json(out / "metrics.json", {**metrics, "history": history, "args": _jsonable(vars(args))})
@@ -253,6 +257,8 @@ def gan_settings(args) -> TrainSettings:
         ema_decay=args.ema_decay,
         seed=args.seed,
         generator_lr_scale=getattr(args, "generator_lr_scale", 1.0),
+        augment=getattr(args, "augment", "") or "",
+        augment_p=getattr(args, "augment_p", 1.0),
         progress=not args.no_progress,
     )
 
@@ -302,6 +308,9 @@ def train_gan(args, *, generator: GenGAN | None = None, command: str | None = No
         image_size=args.image_size or (image_shape[1] if image_shape else None),
         channels=args.channels or (image_shape[0] if image_shape else None),
     )
+    images = data.images
+    if getattr(args, "holdout", None):
+        images, _ = holdout_split(images, args.holdout)  # the held-out part is for evaluation only
     if args.resume:
         trainer = GANTrainer.from_checkpoint(checkpoint, out=out, device=device, progress=not args.no_progress)
         print(
@@ -322,18 +331,29 @@ def train_gan(args, *, generator: GenGAN | None = None, command: str | None = No
     )
     if command:
         trainer.commands.append(command)
-    trainer.fit(data.images, args.epochs)
+    trainer.fit(images, args.epochs)
 
     folder = out / MODEL_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out / "samples" / f"epoch_{trainer.epoch:03d}.png", folder / "samples.png")
     save_json(out / "history.json", {"epochs": trainer.epoch, "train_seconds": trainer.train_seconds, "history": trainer.history})
-    model, card = trainer.sampling_model(), gan_card(args, trainer, len(data), device)
+    model, card = trainer.sampling_model(), gan_card(args, trainer, len(images), device)
     if not args.no_eval:
-        card = evaluate_for_card(model, args.dataset, card, folder, num_samples=args.eval_samples, seed=args.seed)
+        card = evaluate_for_card(model, args.dataset, card, folder, num_samples=args.eval_samples, seed=args.seed, **_holdout(args))
     card = {**card, **(card_extra or {})}
     model.save_pretrained(folder, model_card_kwargs=card)
-    return Run(model=model, folder=folder, card=card, trainer=trainer, num_train=len(data))
+    return Run(model=model, folder=folder, card=card, trainer=trainer, num_train=len(images))
+
+
+def _holdout_row(args) -> dict:
+    fraction = getattr(args, "holdout", None)
+    return {"held out for evaluation (never trained on)": f"{fraction:g} of the training split, fixed (seed 0)"} if fraction else {}
+
+
+def _holdout(args) -> dict:
+    """How the evaluation finds the held-out images of a run trained with --holdout."""
+    fraction = getattr(args, "holdout", None)
+    return {"holdout": fraction, "limit": args.limit} if fraction else {}
 
 
 def gan_card(args, trainer: GANTrainer, num_train: int, device) -> dict:
@@ -364,6 +384,8 @@ def gan_card(args, trainer: GANTrainer, num_train: int, device) -> dict:
             "weight clipping": trainer.objective.clip_value or "none",
             "gradient penalty weight": trainer.objective.penalty_weight or "none",
             "EMA decay (sampling weights)": settings.ema_decay,
+            **_holdout_row(args),
+            "augmentation (critic inputs)": trainer.augment.describe() if settings.augment else "none",
             "seed": settings.seed,
             "training time": f"{trainer.train_seconds / 60:.1f} min",
             "hardware": environment_summary(device),
