@@ -39,6 +39,7 @@ class DatasetSpec:
     image_size: int | None = None  # native size, used when the caller does not ask for one
     channels: int | None = None
     binarize: bool = False
+    note: str | None = None  # what a model card says of the data's origin and terms
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -156,8 +157,9 @@ def load_images(
     location, config = _resolve(source, spec)
     cache = _cache_path(cache_dir, location, config, split, image_size, channels, binarize, limit)
     if cache is not None and cache.exists():
-        cached = torch.load(cache, weights_only=True)
-        return ImageData(cached["images"], cached.get("labels"), str(source), split)
+        cached = _read_cache(cache)
+        if cached is not None:
+            return ImageData(cached["images"], cached.get("labels"), str(source), split)
 
     dataset = _load_split(location, config, split, source)
     if limit is not None:
@@ -179,6 +181,22 @@ def load_images(
         torch.save({"images": images, "labels": labels}, temporary)
         temporary.replace(cache)
     return ImageData(images, labels, str(source), split)
+
+
+def _read_cache(path: Path) -> dict | None:
+    """A cached decode, or None (with a warning naming the file) when it is corrupt: the data
+    is then decoded again and the entry rewritten, instead of failing until it is deleted."""
+    import warnings
+
+    try:
+        cached = torch.load(path, weights_only=True)
+        if isinstance(cached, dict) and isinstance(cached.get("images"), torch.Tensor) and cached["images"].dtype == torch.uint8:
+            return cached
+        problem = "it does not hold uint8 images"
+    except Exception as error:  # torch raises zip, pickle, EOF and runtime errors for a damaged file
+        problem = f"{type(error).__name__}: {error}"
+    warnings.warn(f"ignoring the corrupt data cache entry {path} ({problem}); decoding the images again", stacklevel=3)
+    return None
 
 
 def _resolve(source, spec: DatasetSpec | None) -> tuple[str, str | None]:
@@ -248,30 +266,64 @@ def _decode_column(dataset, column: str, image_size: int | None, channels: int |
     if not raw:
         raise DatasetError(f"Dataset {source!r} is empty.")
     first = _open(raw[0], source, 0)
-    channels = channels or (1 if first.mode in ("1", "L", "I", "I;16", "F") else 3)
+    channels = channels or (1 if first.mode in GREY_MODES else 3)
     image_size = image_size or _square_side(first)
     out = np.empty((len(raw), image_size, image_size, channels), dtype=np.uint8)
     for index, item in enumerate(raw):
         image = first if index == 0 else _open(item, source, index)
-        out[index] = np.asarray(prepare_image(image, image_size, channels)).reshape(image_size, image_size, channels)
+        try:
+            prepared = prepare_image(image, image_size, channels)
+        except (OSError, ValueError) as error:
+            raise DatasetError(f"Dataset {source!r}: example {index} ({_name(item)}) cannot be converted: {error}") from error
+        out[index] = np.asarray(prepared).reshape(image_size, image_size, channels)
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
+def _name(item) -> str:
+    """The file an example came from, for messages."""
+    if isinstance(item, dict):
+        return str(item.get("path") or "embedded bytes")
+    return str(getattr(item, "filename", "") or item if not isinstance(item, Image.Image) else "in-memory image")
+
+
 def _open(item, source, index: int) -> Image.Image:
+    """Open and fully decode one example: a truncated file or a decompression bomb fails here,
+    with the file and the example number, not later inside a conversion."""
     try:
         if isinstance(item, Image.Image):
-            return item
-        if isinstance(item, dict):
-            if item.get("bytes"):
-                return Image.open(io.BytesIO(item["bytes"]))
-            return Image.open(item["path"])
-        return Image.open(item)
-    except (UnidentifiedImageError, OSError) as error:
-        raise DatasetError(f"Dataset {source!r}: example {index} is not a readable image ({error}).") from error
+            image = item
+        elif isinstance(item, dict):
+            image = Image.open(io.BytesIO(item["bytes"])) if item.get("bytes") else Image.open(item["path"])
+        else:
+            image = Image.open(item)
+        image.load()
+        return image
+    except Image.DecompressionBombError as error:
+        raise DatasetError(f"Dataset {source!r}: example {index} ({_name(item)}) is too large to decode safely ({error}).") from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise DatasetError(f"Dataset {source!r}: example {index} ({_name(item)}) is not a readable image ({error}).") from error
 
 
 def _square_side(image: Image.Image) -> int:
     return min(image.size)
+
+
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # more than 8 bits a pixel
+
+
+def to_8bit(array: np.ndarray) -> np.ndarray:
+    """Grey levels of a 16-bit, 32-bit or float image -> uint8 by their type's range, not by the
+    image's own peak (a dark image stays dark): 16-bit (0..65535) / 257; 32-bit integers holding
+    8- or 16-bit data alike; floats in [0, 1] x 255, or in [0, 255] as they are."""
+    values = array.astype(np.float64)
+    if np.issubdtype(array.dtype, np.floating):
+        scale = 255.0 if np.nanmax(values, initial=0) <= 1.0 else 1.0
+    elif array.dtype.itemsize == 2 or np.max(values, initial=0) > 255:
+        scale = 255.0 / 65535.0
+    else:
+        scale = 1.0
+    return np.clip(np.nan_to_num(values * scale), 0, 255).round().astype(np.uint8)
 
 
 def prepare_image(image: Image.Image, size: int, channels: int) -> Image.Image:
@@ -284,10 +336,10 @@ def prepare_image(image: Image.Image, size: int, channels: int) -> Image.Image:
         image = image.convert("RGBA")
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image)
-    if image.mode in ("I", "I;16", "F"):
-        array = np.asarray(image, dtype=np.float64)
-        peak = array.max() or 1.0
-        image = Image.fromarray((array / peak * 255).astype(np.uint8))
+    if image.mode in WIDE_MODES:
+        image = Image.fromarray(to_8bit(np.asarray(image)))
+    if image.mode not in ("1", "L", "RGB"):
+        image = image.convert("RGB")  # CMYK, YCbCr, ...; modes PIL cannot convert raise ValueError
     image = image.convert("L" if channels == 1 else "RGB")
     width, height = image.size
     if width != height:

@@ -64,6 +64,7 @@ class Settings:
     ema_decay: float | None = None  # None: no EMA copy of the model
     grid_size: int = 64  # fixed-noise samples drawn each epoch
     check_every: int = 50  # steps between NaN checks and progress updates
+    save_every: int = 1  # epochs between sample grids and checkpoints (the last epoch always saves)
     progress: bool = True
 
     def check(self) -> None:
@@ -71,8 +72,8 @@ class Settings:
             raise ValueError(f"batch size must be a positive integer, got {self.batch_size}")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.check_every < 1 or self.grid_size < 1:
-            raise ValueError("check_every and grid_size must be positive")
+        if self.check_every < 1 or self.grid_size < 1 or self.save_every < 1:
+            raise ValueError("check_every, save_every and grid_size must be positive")
 
 
 @dataclass
@@ -262,6 +263,11 @@ class Trainer:
 
     def end_of_epoch(self, summary: dict[str, float]) -> None:
         """Outputs after each epoch (grids, checkpoint); runs outside training time."""
+
+    def saving_epoch(self) -> bool:
+        """Whether this epoch's end writes grids and a checkpoint: every `save_every` epochs and
+        at the end of the budget."""
+        return self.epoch % self.settings.save_every == 0 or (self._budget is not None and self._spent(self._budget))
 
     # -- data -----------------------------------------------------------------------------------
     def prepare(self, images: torch.Tensor) -> torch.Tensor:

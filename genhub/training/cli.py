@@ -39,6 +39,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, dataset: str, epoch
     group.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint, up to the budget in total")
     group.add_argument("--threads", type=int, default=None, help="CPU threads for torch (on a busy shared CPU, 1 is often much faster)")
     group.add_argument("--no-progress", action="store_true", help="no progress bar (log files)")
+    group.add_argument("--save-every", type=int, default=1, help="epochs between sample grids and checkpoints (the last always saves)")
     hub = parser.add_argument_group("Hugging Face Hub")
     hub.add_argument("--push", action="store_true", help="push the final model and its card to the Hub")
     hub.add_argument("--repo-id", default=None, help="Hub repository, e.g. user/vae-mnist (required with --push)")
@@ -80,9 +81,11 @@ def check_positive(parser: argparse.ArgumentParser, args: argparse.Namespace, *n
 
 def check_common_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """What every script checks before building anything: sizes, seed, device, output folder, push."""
-    check_positive(parser, args, "epochs", "batch_size", "limit")
+    check_positive(parser, args, "epochs", "batch_size", "limit", "save_every")
+    if args.holdout == 0:  # "--holdout 0" switches off a recipe's held-out part (full-scale data has a test split)
+        args.holdout = None
     if args.holdout is not None and not 0 < args.holdout < 0.5:
-        parser.error(f"--holdout must be a fraction in (0, 0.5), got {args.holdout}")
+        parser.error(f"--holdout must be a fraction in (0, 0.5), or 0 for none, got {args.holdout}")
     if not 0 <= args.seed < 2**63:
         parser.error(f"--seed must be a whole number from 0 to 2**63 - 1, got {args.seed}")
     try:

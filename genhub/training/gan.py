@@ -129,7 +129,7 @@ class GANTrainer(Trainer):
     def end_of_epoch(self, summary: dict[str, float]) -> None:
         """Print the epoch's mean losses; with `out`, write the grid, the checkpoint and the loss plot."""
         line = f"epoch {self.epoch}  " + "  ".join(f"{k} {v:.4f}" for k, v in summary.items())
-        if self.out is not None:
+        if self.out is not None and self.saving_epoch():
             grid = self.save_grid(self.out / "samples" / f"epoch_{self.epoch:03d}.png")
             self.save_checkpoint(self.out / CHECKPOINT_NAME)
             self.plot_losses(self.out / "loss_curves.png")

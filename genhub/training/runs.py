@@ -58,6 +58,7 @@ def dataset_card(dataset, split: str, num_train: int) -> dict:
     return {
         "dataset": key if key else (Path(str(dataset)).name if is_path else str(dataset)),
         "dataset_description": spec.description if spec else None,
+        "data_note": spec.note if spec else None,
         "dataset_id": spec.hub_id if spec else (None if is_path else str(dataset)),
         "train_split": split,
         "num_train": num_train,
@@ -104,6 +105,7 @@ def vae_settings(args) -> VAESettings:
         kl_warmup=args.kl_warmup,
         train_k=args.train_k,
         progress=not getattr(args, "no_progress", False),
+        save_every=getattr(args, "save_every", 1),
     )
 
 
@@ -260,6 +262,7 @@ def gan_settings(args) -> TrainSettings:
         augment=getattr(args, "augment", "") or "",
         augment_p=getattr(args, "augment_p", 1.0),
         progress=not args.no_progress,
+        save_every=getattr(args, "save_every", 1),
     )
 
 

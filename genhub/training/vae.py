@@ -138,8 +138,9 @@ class VAETrainer(Trainer):
             if improved:
                 model.save_pretrained(self.out / BEST_FOLDER)
             save_json(self.out / HISTORY_NAME, {"history": self.epoch_log, "hardware": environment_summary(self.device)})
-            save_epoch_images(model, self.validation, self.out / "epochs" / f"{self.epoch:03d}", seed=self.settings.seed)
-            self.save_checkpoint(self.out / CHECKPOINT_NAME)
+            if self.saving_epoch():
+                save_epoch_images(model, self.validation, self.out / "epochs" / f"{self.epoch:03d}", seed=self.settings.seed)
+                self.save_checkpoint(self.out / CHECKPOINT_NAME)
         loss = summary.get("loss", float("nan"))
         print(
             f"epoch {self.epoch}: train loss {loss:.2f}, validation -ELBO {-val_elbo:.2f}{' (best)' if improved else ''}, "
