@@ -25,6 +25,8 @@ log = logging.getLogger("genhub.app")
 
 CONCURRENCY_LIMIT = int(os.environ.get("GENHUB_CONCURRENCY", "2"))  # one request per CPU core on a free Space
 QUEUE_SIZE = 64
+CACHE_SECONDS = 300
+MAX_FILE_SIZE = "10mb"  # uploads larger than this are refused by the server before they are stored
 NEEDS_VAE = "Reconstruction needs a VAE (a model with an encoder): pick one in the Model menu above."
 CSS = ".pixelated img { image-rendering: pixelated; }"  # keep small images crisp when the browser scales them
 
@@ -58,7 +60,9 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
     vae = model is not None and logic.is_vae(model)
     start_values, start_image = logic.slider_start(model, 0) if model else ([], None)
 
-    with gr.Blocks(title="genhub: small generative models", delete_cache=(3600, 3600)) as demo:
+    # Every response image is a file in Gradio's cache: files older than CACHE_SECONDS are deleted
+    # every CACHE_SECONDS / 2, which bounds the cache at a few minutes of traffic.
+    with gr.Blocks(title="genhub: small generative models", delete_cache=(CACHE_SECONDS // 2, CACHE_SECONDS)) as demo:
         gr.Markdown(
             "# genhub: small VAEs and GANs\n"
             "Sample, steer, interpolate and probe small generative models trained on MNIST and anime faces. "
@@ -133,8 +137,10 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
                 with gr.Group(visible=vae) as image_pair:
                     gr.Markdown("VAE: interpolate between two images of your own (encoded to their posterior means).")
                     with gr.Row():
-                        image_a = gr.Image(label="Image A", type="pil", sources=["upload", "clipboard"], elem_id="image-a")
-                        image_b = gr.Image(label="Image B", type="pil", sources=["upload", "clipboard"], elem_id="image-b")
+                        # Uploads arrive as files, decoded by genhub (size, pixel and format checks with a clear
+                        # message) rather than by Gradio, whose decoding errors reach users as a generic failure.
+                        image_a = gr.Image(label="Image A", type="filepath", sources=["upload", "clipboard"], elem_id="image-a")
+                        image_b = gr.Image(label="Image B", type="filepath", sources=["upload", "clipboard"], elem_id="image-b")
                     images_button = gr.Button("Interpolate images", elem_id="interpolate-images")
                 strip = gr.Image(label="Strip", format="png", type="pil", interactive=False, elem_id="strip", elem_classes="pixelated")
                 gif = gr.Image(label="GIF", type="filepath", interactive=False, elem_id="gif", elem_classes="pixelated")
@@ -166,7 +172,7 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
                     with gr.Row():
                         sketch = gr.Sketchpad(
                             label="Draw or upload",
-                            type="pil",
+                            type="filepath",
                             image_mode="RGBA",
                             sources=["upload", "clipboard"],
                             canvas_size=(280, 280),
@@ -278,7 +284,7 @@ def use_one_torch_thread_per_request() -> None:
 def launch(demo: gr.Blocks | None = None, **kwargs):
     """Serve the app; keyword arguments go to `gr.Blocks.launch` (server_name, server_port, ...)."""
     use_one_torch_thread_per_request()
-    return (demo or build_app()).launch(css=CSS, **kwargs)
+    return (demo or build_app()).launch(css=CSS, **{"max_file_size": MAX_FILE_SIZE, **kwargs})
 
 
 if __name__ == "__main__":

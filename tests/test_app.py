@@ -102,7 +102,7 @@ def test_unreachable_hub_model_falls_back_to_bundled_with_notice(weights_dir, mo
 
 def test_hub_model_from_cache_is_added_and_oldest_dropped(weights_dir, monkeypatch):
     registry = logic.ModelRegistry.from_environment(weights_dir, hub_ids="")
-    monkeypatch.setattr(logic, "load_model", lambda repo_id: TinyGenerator())
+    monkeypatch.setattr(logic, "load_hub_model", lambda repo_id, **options: TinyGenerator())
     keys = [registry.add_hub_model(f"owner/model-{i}")[0] for i in range(logic.MAX_HUB_MODELS + 1)]
     assert keys[-1] == f"hub:owner/model-{logic.MAX_HUB_MODELS}"
     assert keys[0] not in registry.models and keys[-1] in registry.models

@@ -102,6 +102,28 @@ class HubModel(
         )
 
     @classmethod
+    def _load_as_safetensor(cls, model, model_file: str, map_location: str, strict: bool):
+        """Strict loading checks more than names and shapes: every tensor in the file has the
+        dtype kind the model expects (no integer weights cast silently into float ones), and every
+        float value is finite (no NaN or inf weights)."""
+        from safetensors import safe_open
+
+        expected = model.state_dict()
+        with safe_open(model_file, framework="pt") as weights:
+            for key in weights.keys():
+                if key not in expected:
+                    continue  # a missing or unexpected key is reported by the strict load below
+                tensor = weights.get_tensor(key)
+                if tensor.is_floating_point() != expected[key].is_floating_point():
+                    raise ModelLoadError(
+                        f"{model_file}: tensor {key!r} is stored as {tensor.dtype}, but the model holds {expected[key].dtype} there"
+                    )
+                if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                    bad = int((~torch.isfinite(tensor)).sum())
+                    raise ModelLoadError(f"{model_file}: tensor {key!r} holds {bad} NaN or infinite value(s); the weights are corrupt")
+        return super()._load_as_safetensor(model, model_file, map_location, strict)
+
+    @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *, strict: bool = True, **kwargs):
         """Load from a local folder or a Hub id; weights must match the config exactly (strict).
 
@@ -113,11 +135,12 @@ class HubModel(
             _check_local_folder(Path(source))
         elif os.path.exists(source):
             raise ModelLoadError(f"{source} is a file; pass the folder that holds config.json and {WEIGHTS_NAME}.")
-        if cls.legacy_config_keys:
-            config = read_config(source, **{k: v for k, v in kwargs.items() if k in HUB_DOWNLOAD_KWARGS})
-            for old, new in cls.legacy_config_keys.items():
-                if old in config and new not in config and new not in kwargs:
-                    kwargs[new] = config[old]
+        max_parameters = kwargs.pop("max_parameters", None) or int(os.environ.get("GENHUB_MAX_PARAMETERS", DEFAULT_MAX_PARAMETERS))
+        config = read_config(source, **{k: v for k, v in kwargs.items() if k in HUB_DOWNLOAD_KWARGS})
+        for old, new in cls.legacy_config_keys.items():
+            if old in config and new not in config and new not in kwargs:
+                kwargs[new] = config[old]
+        check_size(cls, source, {**config, **kwargs}, max_parameters)
         try:
             return super().from_pretrained(source, strict=strict, **kwargs)
         except ModelLoadError:
@@ -186,6 +209,28 @@ def _explain_load_error(cls, source: str, error: Exception) -> str:
     return f"Could not load {cls.__name__} from {source!r}: {name}: {error}"
 
 
+DEFAULT_MAX_PARAMETERS = 200_000_000  # GENHUB_MAX_PARAMETERS overrides; the Space passes its own, smaller bound
+
+
+def check_size(cls, source: str, config: dict, max_parameters: int) -> None:
+    """Count the parameters a config would build, on the meta device (nothing is allocated), and
+    refuse a model over `max_parameters` before any memory is taken for it."""
+    import inspect
+
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    arguments = {key: value for key, value in config.items() if key in accepted}
+    try:
+        with torch.device("meta"):
+            count = sum(p.numel() for p in cls(**arguments).parameters())
+    except Exception:  # a config that cannot build at all is reported by the load itself, with the file named
+        return
+    if count > max_parameters:
+        raise ModelLoadError(
+            f"{source!r}: its {CONFIG_NAME} describes a {cls.__name__} of {count:,} parameters, over the limit of "
+            f"{max_parameters:,}; refusing to build it (set GENHUB_MAX_PARAMETERS to allow larger models)."
+        )
+
+
 HUB_DOWNLOAD_KWARGS = ("cache_dir", "revision", "token", "local_files_only", "force_download")
 
 
@@ -225,6 +270,19 @@ def load_model(source, **kwargs) -> HubModel:
     if class_name not in MODEL_CLASSES:
         raise ModelLoadError(f"{source!r}: config.json names no known genhub class ({class_name!r}); known: {sorted(MODEL_CLASSES)}")
     return MODEL_CLASSES[class_name].from_pretrained(source, **kwargs)
+
+
+def load_hub_model(repo_id: str, **kwargs) -> HubModel:
+    """Load a genhub model from the Hub (or the Hub cache offline), never from a local folder of
+    the same name: what a public app's "load from the Hub" box needs."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md"],
+                                   **{k: v for k, v in kwargs.items() if k in HUB_DOWNLOAD_KWARGS})  # fmt: skip
+    except Exception as error:
+        raise ModelLoadError(_explain_load_error(HubModel, repo_id, error)) from error
+    return load_model(folder, **{k: v for k, v in kwargs.items() if k not in HUB_DOWNLOAD_KWARGS})
 
 
 def push_folder(folder, repo_id: str, *, private: bool = False, token: str | None = None) -> str:

@@ -22,9 +22,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from genhub.assets import bundled_weights_dir
-from genhub.data import prepare_image
+from genhub.data import WIDE_MODES, prepare_image
 from genhub.images import grid_image, save_gif
-from genhub.models.hub import CONFIG_NAME, GenModel, ModelLoadError, load_model
+from genhub.models.hub import CONFIG_NAME, GenModel, ModelLoadError, load_hub_model, load_model
 from genhub.runtime import pick_device
 from genhub.space import latent
 
@@ -39,6 +39,10 @@ SLIDER_LIMIT = 5.0  # |z_i| <= 5 covers a N(0, 1) code with probability 1 - 6e-7
 MIN_STEPS, MAX_STEPS = 3, 16
 MAX_ROWS = 16
 MAX_HUB_MODELS = 4  # Hub models loaded at once; the oldest is dropped first
+MAX_NOTICES = 20  # notices kept for the UI; older ones are dropped
+MAX_UPLOAD_PIXELS = 4096 * 4096  # an uploaded image larger than this is refused before it is decoded
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # and so is a file larger than 10 MB
+MAX_MODEL_PARAMETERS = 50_000_000  # a Hub model whose config describes more is refused before it is built
 DISPLAY_SIDE = 112  # images are upscaled (nearest) to at least this many pixels a side
 
 
@@ -85,6 +89,17 @@ def is_vae(model: GenModel) -> bool:
 
 
 # -- the models the app serves ------------------------------------------------------------
+def is_hub_id(text: str) -> bool:
+    """A real Hub id, owner/name, as the Hub allows them: never a local path (`weights/x`, `x/..`,
+    `./a`), whatever exists on the server."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}", text or ""):
+        return False
+    name = text.split("/")[1]
+    return ".." not in name and not name.endswith((".", "-"))
+
+
 def bundled_model_folders(weights_dir: Path | str = WEIGHTS_DIR) -> list[Path]:
     """Top-level folders of `weights_dir` holding a config.json, minus non-generative ones."""
     weights_dir = Path(weights_dir)
@@ -110,7 +125,7 @@ class ModelRegistry:
     device: torch.device = field(default_factory=pick_device)
     models: dict[str, GenModel] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
-    notices: list[str] = field(default_factory=list)
+    notices: deque = field(default_factory=lambda: deque(maxlen=MAX_NOTICES))
     _hub_order: deque = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -125,17 +140,21 @@ class ModelRegistry:
         for repo_id in filter(None, (part.strip() for part in hub_ids.split(","))):
             registry.add_hub_model(repo_id)
         if not registry.models:
-            registry.notices.append(f"No model could be loaded: {weights_dir} has no model folders and no Hub model was reachable.")
+            registry.notices.append("No model could be loaded: there are no bundled model folders and no Hub model was reachable.")
         return registry
 
     def _prepare(self, model: GenModel) -> GenModel:
         return model.to(self.device).eval().requires_grad_(False)
 
     def _add_bundled(self, folder: Path) -> None:
+        """One bad folder never stops the Space: whatever goes wrong, the folder is skipped with a
+        notice that names it (by name only: no server path reaches the page)."""
         try:
             model = self._prepare(load_model(folder))
-        except ModelLoadError as error:
-            self.notices.append(f"Bundled model `{folder.name}` was skipped: {error}")
+        except Exception as error:  # noqa: BLE001 - corrupt files raise many types; the app must start regardless
+            reason = str(error).replace(str(folder.resolve()), folder.name).replace(str(folder), folder.name)
+            reason = reason.replace(str(self.weights_dir.resolve()), "weights").replace(str(self.weights_dir), "weights")
+            self.notices.append(f"Bundled model `{folder.name}` was skipped: {type(error).__name__}: {reason}")
             return
         key = f"bundled:{folder.name}"
         self.models[key] = model
@@ -143,17 +162,15 @@ class ModelRegistry:
 
     def add_hub_model(self, repo_id: str) -> tuple[str | None, str]:
         """Load a Hub model; returns (key or None, a message for the user)."""
-        from genhub.data import HUB_ID
-
         repo_id = (repo_id or "").strip()
-        if not HUB_ID.fullmatch(repo_id):
-            return None, f"`{repo_id}` is not a Hub model id ({HUB_ID_HELP})."
+        if not is_hub_id(repo_id):
+            return None, f"`{repo_id[:100]}` is not a Hub model id ({HUB_ID_HELP})."
         key = f"hub:{repo_id}"
         if key in self.models:
             return key, f"`{repo_id}` is already loaded."
         try:
-            model = self._prepare(load_model(repo_id))
-        except ModelLoadError as error:
+            model = self._prepare(load_hub_model(repo_id, max_parameters=MAX_MODEL_PARAMETERS))
+        except (ModelLoadError, OSError, ValueError, TypeError, RuntimeError) as error:
             fallback = "the bundled models are still available" if self.bundled_keys() else "no bundled model is available"
             notice = f"Could not load `{repo_id}` from the Hub, so {fallback}. {error}"
             self.notices.append(notice)
@@ -246,6 +263,28 @@ GIFS = GifFiles()
 
 
 # -- uploaded and drawn images ------------------------------------------------------------
+def open_upload(path) -> Image.Image:
+    """An uploaded file as a decoded PIL image, or AppInputError: too large a file, too many
+    pixels (a decompression bomb), truncated or not an image at all."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise AppInputError("The uploaded file is not a readable image (it could not be opened).") from None
+    if size > MAX_UPLOAD_BYTES:
+        raise AppInputError(f"The uploaded file is {size / 1e6:.1f} MB; images up to {MAX_UPLOAD_BYTES // 2**20} MB are accepted.")
+    try:
+        image = Image.open(path)
+        if image.width * image.height > MAX_UPLOAD_PIXELS:
+            raise AppInputError(f"The uploaded image is {image.width}x{image.height} pixels; at most 4096x4096 are accepted.")
+        image.load()
+    except AppInputError:
+        raise
+    except Exception:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
+        raise AppInputError("The uploaded file is not a readable image (not an image, truncated or damaged).") from None
+    return image
+
+
 def image_from_widget(value) -> Image.Image | None:
     """A PIL image from gr.Image (PIL / numpy / path) or gr.Sketchpad (dict with 'composite')."""
     if isinstance(value, dict):
@@ -255,12 +294,14 @@ def image_from_widget(value) -> Image.Image | None:
     if isinstance(value, Image.Image):
         return value
     if isinstance(value, np.ndarray):
-        return Image.fromarray(value)
-    if isinstance(value, (str, Path)):
+        if value.size > MAX_UPLOAD_PIXELS * 4:
+            raise AppInputError("The image is too large; at most 4096x4096 pixels are accepted.")
         try:
-            return Image.open(value)
-        except OSError as error:
-            raise AppInputError(f"The uploaded file is not a readable image ({error}).") from None
+            return Image.fromarray(value)
+        except (TypeError, ValueError):
+            raise AppInputError(f"The image array of shape {value.shape} and type {value.dtype} is not an image.") from None
+    if isinstance(value, (str, Path)):
+        return open_upload(value)
     raise AppInputError(f"Expected an image, got {type(value).__name__}.")
 
 
@@ -284,7 +325,7 @@ def image_to_model_input(model: GenModel, value, name: str = "image") -> torch.T
 
 
 def _digit_like_mnist(image: Image.Image, size: int) -> Image.Image:
-    if image.mode in ("I", "I;16", "F"):  # 16-bit and float greys: let prepare_image rescale them
+    if image.mode in WIDE_MODES:  # 16-bit, 32-bit and float greys: prepare_image rescales them by their range
         image = prepare_image(image, min(image.size), 1)
     rgba = image.convert("RGBA")  # no crop here: the ink is located below, wherever it is
     grey = np.asarray(Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("L"), dtype=np.float32)

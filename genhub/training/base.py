@@ -241,6 +241,7 @@ class Trainer:
         self.history: dict[str, list[float]] = {}  # logged steps
         self.epoch_log: list[dict] = []  # one row per finished epoch
         self.commands: list[str] = []  # the command lines that trained this run, for its model card
+        self.run_info: dict = {}  # what the run was started on (dataset, sizes...), checked on resume
         self.stop_requested = False
         self._rng_state: dict | None = None  # set by a mid-epoch checkpoint
         self._clock = CLOCKS["wall"]
@@ -469,6 +470,7 @@ class Trainer:
             "history": self.history,
             "epoch_log": self.epoch_log,
             "commands": self.commands,
+            "run_info": self.run_info,
         }
 
     def load_state(self, state: dict) -> None:
@@ -480,6 +482,7 @@ class Trainer:
         self.history = state["history"]
         self.epoch_log = state.get("epoch_log", [])
         self.commands = state.get("commands", [])
+        self.run_info = state.get("run_info", {})
 
     def save_checkpoint(self, path) -> Path:
         """Write atomically: a crash mid-save never replaces the last good checkpoint."""

@@ -37,6 +37,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, dataset: str, epoch
     group.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     group.add_argument("--out", default=out, help="output folder: grids, checkpoints and the final model")
     group.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint, up to the budget in total")
+    group.add_argument(
+        "--allow-changes",
+        action="store_true",
+        help="with --resume: allow a different dataset, objective, architecture or batch size than the checkpoint's",
+    )
     group.add_argument("--threads", type=int, default=None, help="CPU threads for torch (on a busy shared CPU, 1 is often much faster)")
     group.add_argument("--no-progress", action="store_true", help="no progress bar (log files)")
     group.add_argument("--save-every", type=int, default=1, help="epochs between sample grids and checkpoints (the last always saves)")

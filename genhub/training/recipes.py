@@ -55,8 +55,9 @@ def parse_with_recipe(parser: argparse.ArgumentParser, argv=None, *, script: str
     probe = argparse.ArgumentParser(add_help=False)
     probe.add_argument("--recipe", default=None)
     known, _ = probe.parse_known_args(argv)
+    script_defaults = {action.dest: action.default for action in parser._actions}
     if known.recipe is None:
-        return parser.parse_args(argv)
+        return _with_given(parser.parse_args(argv), script_defaults)
     try:
         recipe = read_recipe(known.recipe)
     except RecipeError as error:
@@ -71,7 +72,14 @@ def parse_with_recipe(parser: argparse.ArgumentParser, argv=None, *, script: str
             parser.error(f"{known.recipe}: unknown field {name!r} for train/{script}.py")
         defaults[name] = _checked(action, name, value, known.recipe, parser)
     parser.set_defaults(**defaults)
-    return parser.parse_args(argv)
+    return _with_given(parser.parse_args(argv), script_defaults)
+
+
+def _with_given(args: argparse.Namespace, script_defaults: dict) -> argparse.Namespace:
+    """Record in `args.given` the fields set by the recipe or on the command line (those that
+    differ from the script's defaults): what a resumed run must not silently change."""
+    args.given = sorted(key for key, value in vars(args).items() if key in script_defaults and value != script_defaults[key])
+    return args
 
 
 def _checked(action: argparse.Action, name: str, value, path, parser):

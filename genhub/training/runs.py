@@ -33,8 +33,35 @@ from genhub.runtime import environment_summary, pick_device, portable, seed_ever
 from genhub.training.base import CHECKPOINT_NAME, save_json
 from genhub.training.gan import GANTrainer, TrainSettings, read_checkpoint
 from genhub.training.vae import BEST_FOLDER, HISTORY_NAME, VAESettings, VAETrainer
+from genhub.training.vae import read_checkpoint as read_vae_checkpoint
 
 MODEL_FOLDER = "model"
+# What a run is trained on and as: recorded in its checkpoint, and a resume that says otherwise is refused.
+RUN_FIELDS = ("dataset", "split", "limit", "holdout", "image_size", "channels", "objective", "arch", "latent_dim", "width", "hidden",
+              "batch_size", "augment")  # fmt: skip
+
+
+def run_info(args) -> dict:
+    return {
+        key: (list(value) if isinstance(value, tuple) else value) for key in RUN_FIELDS if (value := getattr(args, key, None)) is not None
+    }
+
+
+def reconcile_resume(args, recorded: dict, checkpoint) -> None:
+    """On --resume the checkpoint says what the run is: fields not given take its values; a field
+    given with another value is refused (naming both) unless --allow-changes."""
+    given = set(getattr(args, "given", ()))
+    changed = []
+    for key, value in recorded.items():
+        current = getattr(args, key, None)
+        current = list(current) if isinstance(current, tuple) else current
+        if key in given and current != value:
+            changed.append(f"--{key.replace('_', '-')} {current} (the checkpoint's run used {value})")
+        elif key not in given:
+            setattr(args, key, value)
+    if changed and not getattr(args, "allow_changes", False):
+        raise ValueError(f"--resume of {checkpoint} with different settings: {'; '.join(changed)}. "
+                         "Resume with the run's own settings, or pass --allow-changes to change them on purpose.")  # fmt: skip
 
 
 @dataclass
@@ -140,6 +167,8 @@ def train_vae(args, *, command: str | None = None, card_extra: dict | None = Non
             f"{out} already holds a VAE run ({CHECKPOINT_NAME} or {BEST_FOLDER}/); pass --resume to continue it, "
             "--eval-only to package it, or choose another --out"
         )
+    if args.resume and not args.eval_only:
+        reconcile_resume(args, read_vae_checkpoint(checkpoint).get("run_info", {}), checkpoint)
     train, validation, val_split = load_vae_splits(args)
     if args.eval_only:
         if not (out / HISTORY_NAME).exists() or not (out / BEST_FOLDER).exists():
@@ -151,6 +180,7 @@ def train_vae(args, *, command: str | None = None, card_extra: dict | None = Non
             print(f"resumed {checkpoint} at epoch {trainer.epoch}; model and optimizer options come from the checkpoint")
         else:
             trainer = VAETrainer(build_vae(args, train), out=out, settings=vae_settings(args), device=device)
+            trainer.run_info = run_info(args)
         if command:
             trainer.commands.append(command)
         model = trainer.model
@@ -301,7 +331,9 @@ def train_gan(args, *, generator: GenGAN | None = None, command: str | None = No
     checkpoint = out / CHECKPOINT_NAME
     image_shape = None
     if args.resume:
-        image_shape = tuple(read_checkpoint(checkpoint)["model_config"]["image_shape"])
+        recorded = read_checkpoint(checkpoint)
+        image_shape = tuple(recorded["model_config"]["image_shape"])
+        reconcile_resume(args, recorded.get("run_info", {}), checkpoint)
     elif checkpoint.exists():
         raise ValueError(f"{checkpoint} exists; pass --resume to continue it, or choose another --out")
     data = load_images(
@@ -326,6 +358,7 @@ def train_gan(args, *, generator: GenGAN | None = None, command: str | None = No
             model = generator
             critic = build_critic(get_objective(args.objective), data.image_shape, width=args.width)
         trainer = GANTrainer(model, critic, args.objective, out=out, settings=gan_settings(args), device=device)
+        trainer.run_info = run_info(args)
     print(
         f"{len(data)} images {data.image_shape} from {args.dataset}; objective {trainer.objective.name}, "
         f"{trainer.model.num_parameters():,} generator / {sum(p.numel() for p in trainer.critic.parameters()):,} critic parameters, "
