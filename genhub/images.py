@@ -54,7 +54,14 @@ def grid_image(images: torch.Tensor, nrow: int | None = None, padding: int = 2, 
 def save_gif(frames: list[Image.Image], path, duration_ms: int = 80) -> None:
     """Write frames as a looping GIF that plays forward then back."""
     sequence = frames + frames[-2:0:-1]
-    sequence[0].save(path, save_all=True, append_images=sequence[1:], duration=duration_ms, loop=0)
+    from genhub.runtime import atomic_write
+
+    atomic_write(
+        path,
+        lambda temporary: sequence[0].save(
+            temporary, format="GIF", save_all=True, append_images=sequence[1:], duration=duration_ms, loop=0
+        ),
+    )
 
 
 # -- the two ranges models speak -------------------------------------------------------------

@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import tempfile
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -76,3 +79,25 @@ def portable(value, root=None):
         return item
 
     return one(value)
+
+
+def atomic_write(path, write: Callable[[Path], None]) -> Path:
+    """Write through a temporary file in the same folder, then rename it into place: a crash
+    never leaves half a file, and a symlink at `path` is replaced, its target never written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_image(image, path) -> Path:
+    """Save a PIL image atomically (a temporary file renamed into place; a symlink there is replaced)."""
+    suffix = Path(path).suffix.lower().lstrip(".") or "png"
+    return atomic_write(path, lambda temporary: image.save(temporary, format={"jpg": "JPEG"}.get(suffix, suffix.upper())))

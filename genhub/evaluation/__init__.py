@@ -27,7 +27,7 @@ import torch
 
 from genhub.data import DATASETS, DatasetError, dataset_key, holdout_split, load_images
 from genhub.images import to_unit_range
-from genhub.runtime import eval_mode
+from genhub.runtime import atomic_write, eval_mode, save_image
 
 from . import metrics as M
 
@@ -375,7 +375,7 @@ def evaluate_for_card(
     Path(folder).mkdir(parents=True, exist_ok=True)
     grid = evaluation.details.pop("memorisation_grid", None)
     if grid is not None:
-        grid.save(Path(folder) / "memorisation.png")
+        save_image(grid, Path(folder) / "memorisation.png")
     write_json(Path(folder) / "eval.json", evaluation)
     return with_evaluation(card_context, evaluation)
 
@@ -427,12 +427,13 @@ def record_evaluation(folder, evaluation: Evaluation, model_name: str | None = N
     card_path = folder / "README.md"
     card = ModelCard.load(card_path) if card_path.exists() else ModelCard("---\n---\n\n# genhub model\n")
     update_card(card, evaluation, model_name=model_name or folder.name)
-    card.save(card_path)
+    atomic_write(card_path, lambda temporary: card.save(temporary))
     return card_path
 
 
 def write_json(path, evaluation: Evaluation) -> None:
-    Path(path).write_text(json.dumps(evaluation.to_dict(), indent=2, default=_json_default) + "\n", encoding="utf-8")
+    text = json.dumps(evaluation.to_dict(), indent=2, default=_json_default) + "\n"
+    atomic_write(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
 def _json_default(value):

@@ -75,13 +75,20 @@ class HubModel(
         return sum(p.numel() for p in self.parameters())
 
     def save_pretrained(self, save_directory, *, config: dict | None = None, model_card_kwargs: dict | None = None, **kwargs):
-        """Write weights, config and a fresh model card (an older card in the folder is replaced)."""
-        card = Path(save_directory) / "README.md"
-        if card.exists():
-            card.unlink()
+        """Write weights, config and a fresh model card (an older card in the folder is replaced).
+
+        The files are written into a temporary folder beside them and renamed into place: a crash
+        never leaves half a model, and a symlink at a file's name is replaced, its target untouched."""
+        import tempfile
+
+        target = Path(save_directory)
+        target.mkdir(parents=True, exist_ok=True)
         config = dict(config or self._hub_mixin_config or {})
         config[CLASS_KEY] = type(self).__name__
-        return super().save_pretrained(save_directory, config=config, model_card_kwargs=model_card_kwargs, **kwargs)
+        with tempfile.TemporaryDirectory(dir=target, prefix=".saving-") as staging:
+            super().save_pretrained(staging, config=config, model_card_kwargs=model_card_kwargs, **kwargs)
+            for item in sorted(Path(staging).iterdir()):
+                os.replace(item, target / item.name)
 
     def generate_model_card(self, *args, **context) -> ModelCard:
         """Render `model_cards/<family>.md`; `context` fills its placeholders (dataset, metrics, ...)."""

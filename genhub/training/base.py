@@ -29,8 +29,6 @@ import contextlib
 import copy
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,7 +38,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from genhub.runtime import pick_device
+from genhub.runtime import atomic_write, pick_device
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
@@ -179,22 +177,6 @@ class EarlyStop(Callback):
 
 
 # -- files -----------------------------------------------------------------------------------
-def atomic_write(path, write: Callable[[Path], None]) -> Path:
-    """Write through a temporary file in the same folder, then rename it into place: a crash
-    never leaves half a file, and a symlink at `path` is replaced, its target never written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_json(path, data: dict) -> Path:
     return atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8"))
 

@@ -28,6 +28,7 @@ from genhub.images import to_signed_range
 from genhub.models.gan import GenGAN, critic_from_config
 from genhub.models.hub import MODEL_CLASSES
 from genhub.objectives import Objective, get_objective
+from genhub.runtime import atomic_write, save_image
 from genhub.training.augment import DiffAugment
 from genhub.training.base import CHECKPOINT_NAME, CheckpointError, Settings, Trainer, TrainingDiverged, read_checkpoint_state
 
@@ -150,7 +151,7 @@ class GANTrainer(Trainer):
         model = self.sampling_model()
         images = model.decode(self.fixed_noise)
         scale = 2 if model.image_shape[1] <= 32 else 1
-        model.grid(images, scale=scale).save(path)
+        save_image(model.grid(images, scale=scale), path)
         return path
 
     def plot_losses(self, path) -> None:
@@ -175,7 +176,7 @@ class GANTrainer(Trainer):
             axis.set_xlabel("generator step")
         figure.suptitle(f"{self.objective.name}: {self.epoch} epochs")
         figure.tight_layout()
-        figure.savefig(path, dpi=100)
+        atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=100, format="png"))
         plt.close(figure)
 
     # -- checkpoints -------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from genhub.models.gan import GenGAN, build_critic, gan_class
 from genhub.models.hub import GenModel
 from genhub.models.vae import GenVAE
 from genhub.objectives import get_objective
-from genhub.runtime import environment_summary, pick_device, portable, seed_everything
+from genhub.runtime import atomic_write, environment_summary, pick_device, portable, save_image, seed_everything
 from genhub.training.base import CHECKPOINT_NAME, save_json
 from genhub.training.gan import GANTrainer, TrainSettings, read_checkpoint
 from genhub.training.vae import BEST_FOLDER, HISTORY_NAME, VAESettings, VAETrainer
@@ -220,7 +220,7 @@ def package_vae(
     print(f"validation NLL (IWAE, k={args.eval_k}, {len(eval_set)} images): {nll['nll']:.2f} nats; -ELBO {-best['val_elbo']:.2f}")
     folder = out / MODEL_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
-    model.grid(model.sample(64, seed=0), nrow=8, scale=2).save(folder / "samples.png")
+    save_image(model.grid(model.sample(64, seed=0), nrow=8, scale=2), folder / "samples.png")
     data = dataset_card(args.dataset, args.split, len(train))
     nll_label = f"validation NLL, IWAE k={args.eval_k} ({len(eval_set)} images, nats)"
     card = {
@@ -371,7 +371,7 @@ def train_gan(args, *, generator: GenGAN | None = None, command: str | None = No
 
     folder = out / MODEL_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(out / "samples" / f"epoch_{trainer.epoch:03d}.png", folder / "samples.png")
+    atomic_write(folder / "samples.png", lambda temporary: shutil.copyfile(out / "samples" / f"epoch_{trainer.epoch:03d}.png", temporary))
     save_json(out / "history.json", {"epochs": trainer.epoch, "train_seconds": trainer.train_seconds, "history": trainer.history})
     model, card = trainer.sampling_model(), gan_card(args, trainer, len(images), device)
     if not args.no_eval:

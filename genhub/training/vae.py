@@ -25,7 +25,7 @@ import torch
 from genhub.images import to_unit_range
 from genhub.models.hub import MODEL_CLASSES
 from genhub.models.vae import GenVAE
-from genhub.runtime import environment_summary, eval_mode
+from genhub.runtime import environment_summary, eval_mode, save_image
 from genhub.training.base import CHECKPOINT_NAME, CheckpointError, Settings, Trainer, read_checkpoint_state, save_json
 
 BEST_FOLDER = "best"
@@ -68,10 +68,10 @@ def save_epoch_images(model: GenVAE, validation: torch.Tensor, prefix: Path, see
     each beside its reconstruction)."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
     with eval_mode(model):
-        model.grid(model.sample(64, seed=seed), nrow=8, scale=2).save(f"{prefix}_samples.png")
+        save_image(model.grid(model.sample(64, seed=seed), nrow=8, scale=2), f"{prefix}_samples.png")
         originals = to_unit_range(validation[:32].to(model.device))
         pairs = torch.stack([originals, model.reconstruct(originals)], dim=1).flatten(0, 1)
-        model.grid(pairs, nrow=8, scale=2).save(f"{prefix}_reconstructions.png")
+        save_image(model.grid(pairs, nrow=8, scale=2), f"{prefix}_reconstructions.png")
 
 
 class VAETrainer(Trainer):
