@@ -170,7 +170,9 @@ def load_images(
         images = torch.where(images >= 128, 255, 0).to(torch.uint8)
     labels = None
     if "label" in dataset.column_names:
-        labels = torch.as_tensor(np.asarray(dataset["label"], dtype=np.int64))
+        values = dataset["label"]
+        if all(isinstance(value, (int, np.integer)) for value in values):  # an unlabelled folder gives None labels
+            labels = torch.as_tensor(np.asarray(values, dtype=np.int64))
 
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from genhub.models.classifier import DigitClassifier
 from genhub.runtime import environment_summary, pick_device, seed_everything
 from genhub.training.base import save_json
 from genhub.training.classifier import accuracy, train_steps
+from genhub.training.cli import check_output_folder, check_positive, run_cli
 
 
 def main(argv=None) -> None:
@@ -34,6 +35,8 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy small machine)")
     parser.add_argument("--out", default=str(CHECKOUT / "weights" / "evaluators" / "mnist-cnn"))
     args = parser.parse_args(argv)
+    check_positive(parser, args, "epochs", "batch_size", "lr", "threads")
+    check_output_folder(parser, args.out)
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -42,7 +45,7 @@ def main(argv=None) -> None:
     train = load_images(args.dataset, split="train", image_size=28, channels=1)
     test = load_images(args.dataset, split="test", image_size=28, channels=1)
     if train.labels is None or test.labels is None:
-        raise SystemExit(f"{args.dataset!r} has no labels; the evaluator needs a labelled digit dataset")
+        raise ValueError(f"{args.dataset!r} has no labels; the evaluator needs a labelled digit dataset (train and test splits)")
 
     model = DigitClassifier().to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -110,4 +113,4 @@ def _accuracy_result(value: float):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

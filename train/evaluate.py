@@ -20,10 +20,11 @@ import shutil
 import sys
 from pathlib import Path
 
-from genhub.data import DatasetError, accepted_sources
+from genhub.data import DatasetError
 from genhub.evaluation import evaluate_model, record_evaluation, write_json
 from genhub.models.hub import ModelLoadError, load_model
 from genhub.runtime import pick_device
+from genhub.training.cli import check_output_folder, run_cli
 
 
 def main(argv=None) -> dict:
@@ -39,9 +40,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--out", default=None, help="where eval.json and the card go (default: the model folder itself)")
     parser.add_argument("--no-card", action="store_true", help="write eval.json only, leave the card alone")
+    parser.add_argument(
+        "--other-data",
+        action="store_true",
+        help="evaluate against data of another kind (other size, channels or family), converted; the card says so",
+    )
     args = parser.parse_args(argv)
     if args.samples < 2 or args.nll_k < 0 or args.nll_images < 1:
         parser.error("--samples must be at least 2, --nll-k at least 0 and --nll-images at least 1")
+    if args.out:
+        check_output_folder(parser, args.out)
 
     import torch
 
@@ -53,12 +61,13 @@ def main(argv=None) -> dict:
         raise SystemExit(f"error: {error}") from error
     try:
         evaluation = evaluate_model(
-            model, args.dataset, num_samples=args.samples, seed=args.seed, split=args.split, nll_k=args.nll_k, nll_images=args.nll_images
-        )
+            model, args.dataset, num_samples=args.samples, seed=args.seed, split=args.split, nll_k=args.nll_k, nll_images=args.nll_images,
+            allow_other_data=args.other_data,
+        )  # fmt: skip
     except DatasetError as error:
         raise SystemExit(f"error: {error}") from error
-    except ValueError as error:  # e.g. a model whose image shape the dataset cannot be resized to
-        raise SystemExit(f"error: {error}\n{accepted_sources()}") from error
+    except ValueError as error:  # data of another kind, or a model whose image shape the dataset cannot be resized to
+        raise SystemExit(f"error: {error}") from error
 
     print(f"{type(model).__name__} from {args.model} vs {evaluation.dataset} ({evaluation.split})")
     print(evaluation.table())
@@ -91,4 +100,4 @@ def _copy_hub_card(repo_id: str, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -144,6 +144,19 @@ def dataset_family(dataset: str) -> str | None:
     return dataset_key(dataset)
 
 
+def native_shape(dataset) -> tuple[int, int, int] | None:
+    """(channels, height, width) of a dataset's own images: from its spec for the named sets, else
+    from its first image; None when it cannot be read (the load then reports why)."""
+    key = dataset_key(dataset)
+    spec = DATASETS.get(key) if key else None
+    if spec is not None and spec.image_size and spec.channels:
+        return (spec.channels, spec.image_size, spec.image_size)
+    try:
+        return tuple(load_images(dataset, split="train", limit=1).images.shape[1:])
+    except (DatasetError, ValueError):
+        return None
+
+
 def held_out_images(dataset: str, image_shape, fraction: float, limit: int | None = None, seed: int = 0):
     """The training images and the held-out part (both in [0, 1]) of a dataset trained with
     `holdout_split(fraction, seed)`: what the model never saw, and what it did."""
@@ -255,6 +268,7 @@ def evaluate_model(
     classifier=None,
     holdout: float | None = None,
     limit: int | None = None,
+    allow_other_data: bool = False,
 ) -> Evaluation:
     """Evaluate `model` (any GenModel) against held-out real images of `dataset`.
 
@@ -268,6 +282,14 @@ def evaluate_model(
     from genhub.models.classifier import load_evaluator
 
     family = dataset_family(dataset)
+    native = native_shape(dataset)
+    converted = native is not None and tuple(native) != tuple(model.image_shape)
+    if converted and not allow_other_data:
+        raise ValueError(
+            f"{dataset!r} holds {native[1]}x{native[2]} images with {native[0]} channel(s), but the model makes "
+            f"{tuple(model.image_shape)}: scoring it against converted data of another kind would be meaningless. "
+            "Evaluate against the data it was trained on, or pass --other-data (allow_other_data=True) to do it anyway."
+        )
     train_part = None
     if holdout:
         train_part, reference = held_out_images(dataset, model.image_shape, holdout, limit=limit)
@@ -282,6 +304,8 @@ def evaluate_model(
         samples[: len(reference)], reference.to(model.device), classifier=classifier if digit_data else None, seed=seed
     )
     settings = {"samples": len(samples), "seed": seed}
+    if converted:
+        settings["reference converted"] = f"from {native[0]}x{native[1]}x{native[2]} to the model's {'x'.join(map(str, model.image_shape))}"
     if train_part is not None:
         features = digit_features(classifier) if classifier is not None else None
         found = M.memorisation(samples, train_part.to(model.device), reference.to(model.device), features=features)
@@ -367,7 +391,10 @@ def evaluate_for_card(
     in, so the card saved (and pushed) next carries it. Data without a reference split to read
     is reported and skipped: a finished training run is never lost to its evaluation."""
     try:
-        evaluation = evaluate_model(model, dataset, num_samples=num_samples, seed=seed, nll_k=nll_k, holdout=holdout, limit=limit)
+        # The run's own data, at the size it was trained on (a resized training set is converted alike).
+        evaluation = evaluate_model(
+            model, dataset, num_samples=num_samples, seed=seed, nll_k=nll_k, holdout=holdout, limit=limit, allow_other_data=True
+        )
     except (DatasetError, ValueError) as error:
         print(f"evaluation skipped: {error}", file=sys.stderr)
         return card_context

@@ -84,6 +84,20 @@ def check_positive(parser: argparse.ArgumentParser, args: argparse.Namespace, *n
             parser.error(f"--{name.replace('_', '-')} must be {kind}, got {value!r}")
 
 
+def check_output_folder(parser: argparse.ArgumentParser, folder) -> None:
+    """--out is a folder this process can write (checked before anything is trained)."""
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".genhub-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        parser.error(f"--out {out} cannot be written ({error.strerror or error})")
+
+
 def check_common_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """What every script checks before building anything: sizes, seed, device, output folder, push."""
     check_positive(parser, args, "epochs", "batch_size", "limit", "save_every")
@@ -97,16 +111,7 @@ def check_common_arguments(parser: argparse.ArgumentParser, args: argparse.Names
         pick_device(args.device)
     except ValueError as error:
         parser.error(str(error))
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        parser.error(f"--out {out} is a file, not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".genhub-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        parser.error(f"--out {out} cannot be written ({error.strerror or error})")
+    check_output_folder(parser, args.out)
     check_push_arguments(parser, args)
     check_evaluation_arguments(parser, args)
 

@@ -200,7 +200,12 @@ def package_vae(
     """Load out/best, estimate its NLL, evaluate it, and save it with its card to out/model."""
     import json
 
-    record = json.loads((out / HISTORY_NAME).read_text(encoding="utf-8"))
+    try:
+        record = json.loads((out / HISTORY_NAME).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as error:
+        raise ValueError(
+            f"{out / HISTORY_NAME} is unreadable or truncated ({error}); --resume from {CHECKPOINT_NAME} rewrites it"
+        ) from error
     history = record["history"]
     best = max(history, key=lambda entry: entry["val_elbo"])
     model = GenVAE.from_pretrained(out / BEST_FOLDER).to(device)
