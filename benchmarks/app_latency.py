@@ -19,27 +19,22 @@ its load average (other jobs share the CPU) are recorded with the figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
-import socket
+import runpy
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
+
+from genhub.space.serve import free_port, running_app
 
 REPO = Path(__file__).resolve().parent.parent
 
 BARS_MS = {"cold_start": 10_000, "sample16_p50": 100, "redraw_p50": 100}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -49,39 +44,6 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def start_server(weights: Path) -> tuple[subprocess.Popen, str, float, float | None]:
-    port = free_port()
-    env = dict(
-        os.environ,
-        GENHUB_WEIGHTS_DIR=str(weights),
-        GRADIO_SERVER_NAME="127.0.0.1",
-        GRADIO_SERVER_PORT=str(port),
-        HF_HUB_OFFLINE="1",
-        GRADIO_ANALYTICS_ENABLED="False",
-    )
-    url = f"http://127.0.0.1:{port}/"
-    log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
-    start = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return server, url, time.perf_counter() - start, cpu_seconds(server.pid)
-        except OSError:
-            if server.poll() is not None:
-                raise SystemExit(f"app.py exited: {Path(log.name).read_text()[-2000:]}") from None
-            if time.perf_counter() - start > 120:
-                server.kill()
-                raise SystemExit(f"app.py did not serve its page within 120 s: {Path(log.name).read_text()[-2000:]}") from None
-            time.sleep(0.05)
-
-
-def stop(server: subprocess.Popen) -> None:
-    server.terminate()
-    server.wait(timeout=30)
 
 
 def timed(call, repeats: int, warmup: int = 2) -> dict:
@@ -100,12 +62,10 @@ def timed(call, repeats: int, warmup: int = 2) -> dict:
     }
 
 
-def floor_app():
+def floor_app(app):
     """A Gradio app that does nothing but return a fixed 122x122 PNG, queued like app.py."""
     import gradio as gr
     from PIL import Image
-
-    import app
 
     image = Image.new("L", (122, 122), 128)
     with gr.Blocks() as demo:
@@ -138,8 +98,9 @@ def main() -> None:
     import torch
     from gradio_client import Client, handle_file
 
-    import app
     from genhub.space import app_logic as logic
+
+    app = SimpleNamespace(**runpy.run_path(str(REPO / "app.py"), run_name="genhub_space"))  # the Space's entry point, as a file
 
     registry = logic.ModelRegistry.from_environment(args.weights, hub_ids="")
     if not registry.models:
@@ -147,17 +108,21 @@ def main() -> None:
     load_before = os.getloadavg()
 
     cold, cold_cpu = [], []
+    servers = contextlib.ExitStack()
     for attempt in range(args.cold_starts + 1):  # the last server stays up for the action timings
-        server, url, seconds, cpu = start_server(args.weights)
-        cold.append(round(seconds, 2))
+        starting = running_app(args.weights)
+        server = (servers if attempt == args.cold_starts else contextlib.ExitStack()).enter_context(starting)
+        cold.append(round(server.start_seconds, 2))
+        cpu = cpu_seconds(server.process.pid)
         cold_cpu.append(None if cpu is None else round(cpu, 2))
         if attempt < args.cold_starts:
-            stop(server)
+            starting.__exit__(None, None, None)
+    url = server.url
     print(f"cold start to served page: wall {cold} s, CPU time of the server process {cold_cpu} s")
 
     app.use_one_torch_thread_per_request()  # the compute baseline runs as the server does
     client = Client(url, verbose=False)
-    demo, floor_url = floor_app()
+    demo, floor_url = floor_app(app)
     floor_client = Client(floor_url, verbose=False)
     results = {"floor": timed(lambda: floor_client.predict(0, api_name="/floor"), args.repeats)}
     demo.close()
@@ -212,7 +177,7 @@ def main() -> None:
                 f"compute p50 {served['compute_p50_ms']:6.2f} ms  (floor p50 {results['floor']['p50_ms']:.1f} ms)"
             )
             save(report, args.out)
-    stop(server)
+    servers.close()
     report["complete"] = True
     save(report, args.out)
     print(f"wrote {args.out / 'latency.json'} and {args.out / 'latency.md'}")

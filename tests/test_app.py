@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from torch import nn
 from genhub import GenModel, GenVAE, load_model
 from genhub.space import app_logic as logic
 from genhub.space import latent
+from genhub.space.serve import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -257,12 +257,6 @@ def test_gif_store_keeps_only_the_newest_files():
 
 
 # -- the running app -------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(weights_dir):
     import runpy

@@ -11,11 +11,6 @@ itself and writes its screenshots to a temporary folder.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,6 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from genhub import GenDCGAN, GenVAE
+from genhub.space.serve import running_app
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -30,12 +26,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 TIMEOUT_MS = 30_000
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -48,32 +38,8 @@ def app_url(tmp_path_factory):
         GenVAE(latent_dim=8, hidden_dims=(64,)).save_pretrained(folder / "a-vae")
         GenDCGAN(image_shape=(3, 32, 32), latent_dim=6, width=8).save_pretrained(folder / "b-gan")
         weights = str(folder)
-    port = free_port()
-    env = dict(
-        os.environ,
-        GENHUB_WEIGHTS_DIR=weights,
-        GRADIO_SERVER_NAME="127.0.0.1",
-        GRADIO_SERVER_PORT=str(port),
-        HF_HUB_OFFLINE="1",
-        GRADIO_ANALYTICS_ENABLED="False",
-    )
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    with open(log, "w") as output:
-        server = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                pytest.fail(f"`python app.py` did not serve {url}:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-    yield url
-    server.terminate()
-    server.wait(timeout=20)
+    with running_app(weights, timeout=90) as app:
+        yield app.url
 
 
 @pytest.fixture(scope="module")
