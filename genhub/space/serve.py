@@ -1,7 +1,7 @@
 """Run the Space (`python app.py`) as a server on 127.0.0.1, for browser tests and load benchmarks.
 
-    with running_app(weights_dir) as app:
-        app.url, app.start_seconds, app.process.pid
+with running_app(weights_dir) as app:
+    app.url, app.start_seconds, app.process.pid
 """
 
 from __future__ import annotations
