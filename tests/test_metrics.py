@@ -264,3 +264,12 @@ def test_memorisation_tells_a_copier_from_a_generator_of_new_images():
     assert fresh["pixel"]["share_closer_than_5pct_held_out"] < 0.2
     with pytest.raises(ValueError, match=r"\(0, 1\)"):
         holdout_split(images, 1.5)
+
+
+def test_the_nll_uses_nll_images_not_the_sample_count(data_dir, monkeypatch):
+    """The reported case: --samples 5000 --nll-images 10000 evaluated the NLL on 5,000 images."""
+    monkeypatch.setenv("GENHUB_DATA_DIR", str(data_dir))
+    vae = GenVAE(latent_dim=4, hidden_dims=(16,))
+    evaluation = evaluate_model(vae, "binarized-mnist", num_samples=50, nll_k=2, nll_images=120)
+    assert evaluation.details["nll"]["images"] == 120 and evaluation.settings["NLL images"] == 120
+    assert evaluation.settings["samples"] == 50
