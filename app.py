@@ -137,8 +137,8 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
                 with gr.Group(visible=vae) as image_pair:
                     gr.Markdown("VAE: interpolate between two images of your own (encoded to their posterior means).")
                     with gr.Row():
-                        # Uploads arrive as files, decoded by genhub (size, pixel and format checks with a clear
-                        # message) rather than by Gradio, whose decoding errors reach users as a generic failure.
+                        # Uploads reach genhub undecoded (preprocess=False below): genhub checks size, pixels and
+                        # format with a clear message, where Gradio's own decoding fails with a generic error.
                         image_a = gr.Image(label="Image A", type="filepath", sources=["upload", "clipboard"], elem_id="image-a")
                         image_b = gr.Image(label="Image B", type="filepath", sources=["upload", "clipboard"], elem_id="image-b")
                     images_button = gr.Button("Interpolate images", elem_id="interpolate-images")
@@ -251,6 +251,7 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
             [model_choice, image_a, image_b, steps],
             [strip, gif],
             api_name="interpolate_images",
+            preprocess=False,  # the uploads reach genhub undecoded, so a bad file gets genhub's clear message
         )
         explore_button.click(
             user_errors(lambda key, seed, first, n: logic.perturbation_grid(registry.get(key), seed, first, n)),
@@ -263,6 +264,7 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
             [model_choice, sketch],
             reconstruction,
             api_name="reconstruct",
+            preprocess=False,  # as above: genhub decodes and checks the upload or drawing itself
         )
         model_choice.change(select_model, model_choice, [info, reconstruct_panel, needs_vae, image_pair], api_name="select_model").then(
             start_sliders, [model_choice, slider_seed], [*sliders, slider_image], api_visibility="private"

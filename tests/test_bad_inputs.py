@@ -376,3 +376,19 @@ def test_bad_uploads_get_a_clear_message(kind, tmp_path):
     vae = GenVAE(latent_dim=4, hidden_dims=(16,))
     with pytest.raises(logic.AppInputError, match="readable image|pixels|MB"):
         logic.reconstruct(vae, str(path))
+
+
+def test_an_undecoded_upload_must_come_from_the_upload_folder(tmp_path, monkeypatch):
+    """With preprocess=False the app reads the uploaded file itself: a request naming a server
+    file outside Gradio's upload folder is refused, whatever the file is."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))
+    inside = tmp_path / "uploads" / "digit.png"
+    inside.parent.mkdir()
+    outside = tmp_path / "secret.png"
+    for path in (inside, outside):
+        Image.new("L", (28, 28), 200).save(path)
+    vae = GenVAE(latent_dim=4, hidden_dims=(16,))
+    assert logic.reconstruct(vae, {"path": str(inside), "meta": {"_type": "gradio.FileData"}}).size[0] > 0
+    for request in ({"path": str(outside)}, {"composite": {"path": "/etc/passwd"}}, {"path": str(inside.parent / ".." / "secret.png")}):
+        with pytest.raises(logic.AppInputError, match="uploaded through the app"):
+            logic.reconstruct(vae, request)

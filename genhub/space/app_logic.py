@@ -285,10 +285,29 @@ def open_upload(path) -> Image.Image:
     return image
 
 
+def upload_folder() -> Path:
+    """Where Gradio keeps uploaded files (GRADIO_TEMP_DIR, default <tmp>/gradio)."""
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio").resolve()
+
+
+def _uploaded_path(file_data: dict) -> Path:
+    """The file of an undecoded upload (Gradio's FileData), which must lie in Gradio's upload
+    folder: a request naming any other file on the server is refused."""
+    path = Path(str(file_data.get("path") or "")).resolve()
+    if not path.is_relative_to(upload_folder()):
+        raise AppInputError("The image must be uploaded through the app; other files are not read.")
+    return path
+
+
 def image_from_widget(value) -> Image.Image | None:
-    """A PIL image from gr.Image (PIL / numpy / path) or gr.Sketchpad (dict with 'composite')."""
+    """A PIL image from gr.Image (PIL / numpy / path / an undecoded upload) or gr.Sketchpad (a dict
+    with 'composite', decoded or not)."""
+    if isinstance(value, dict) and "path" in value and "composite" not in value:
+        return open_upload(_uploaded_path(value))
     if isinstance(value, dict):
         value = value.get("composite") if value.get("composite") is not None else value.get("background")
+        if isinstance(value, dict):
+            return open_upload(_uploaded_path(value))
     if value is None:
         return None
     if isinstance(value, Image.Image):
