@@ -392,3 +392,38 @@ def test_an_undecoded_upload_must_come_from_the_upload_folder(tmp_path, monkeypa
     for request in ({"path": str(outside)}, {"composite": {"path": "/etc/passwd"}}, {"path": str(inside.parent / ".." / "secret.png")}):
         with pytest.raises(logic.AppInputError, match="uploaded through the app"):
             logic.reconstruct(vae, request)
+
+
+def test_a_16_bit_upload_reaches_reconstruct_unsaturated():
+    vae = GenVAE(latent_dim=4, hidden_dims=(16,))
+    values = np.zeros((28, 28), dtype=">u2")
+    values[6:22, 12:16] = 40000  # a mid-grey stroke on black, stored big-endian 16-bit
+    image = Image.frombytes("I;16B", (28, 28), values.tobytes())
+    shown = logic.image_to_model_input(vae, image)
+    assert 0 < shown.max() < 1.0 and (shown >= 0.999).float().mean() < 0.01
+
+
+def test_writes_replace_symlinks_instead_of_following_them(data_dir, tmp_path):
+    """The reported case: symlinks at out/history.json and out/model/samples.png had their
+    targets overwritten. Every write goes through a temporary file and a rename."""
+    out = tmp_path / "run"
+    (out / "model").mkdir(parents=True)
+    victims = {name: tmp_path / f"victim-{name.replace('/', '-')}" for name in ("history.json", "model/samples.png", "model/config.json")}
+    for name, victim in victims.items():
+        victim.write_text("precious")
+        (out / name).symlink_to(victim)
+    argv = ["--dataset", str(data_dir / "binarized_mnist"), "--limit", "200", "--epochs", "1", "--arch", "mlp", "--hidden", "16",
+            "--latent-dim", "4", "--eval-k", "2", "--eval-limit", "10", "--no-eval", "--out", str(out), "--no-progress"]  # fmt: skip
+    assert run_script("vae", argv)[0] == 0
+    for name, victim in victims.items():
+        assert victim.read_text() == "precious", name
+        assert not (out / name).is_symlink(), name
+
+
+def test_a_truncated_history_names_the_file(data_dir, tmp_path):
+    out = tmp_path / "run"
+    argv = ["--dataset", str(data_dir / "binarized_mnist"), "--limit", "200", "--epochs", "1", "--arch", "mlp", "--hidden", "16",
+            "--latent-dim", "4", "--eval-k", "2", "--eval-limit", "10", "--no-eval", "--out", str(out), "--no-progress"]  # fmt: skip
+    assert run_script("vae", argv)[0] == 0
+    (out / "history.json").write_text('{"history": [{"epoch": 1, "val_')
+    assert_clear(*run_script("vae", [*argv, "--eval-only"]), "history.json is unreadable or truncated")
