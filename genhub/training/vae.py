@@ -10,9 +10,10 @@ term weighted by beta (`kl_weight`, ramped up linearly over the first `kl_warmup
 the k-sample IWAE bound when `train_k` > 1. The learning rate decays on a cosine from `lr` to 0
 over the budget (whichever of its epochs, steps or seconds runs out first), so a time-budgeted
 run anneals too. A run resumed with the budget it was started with continues exactly; resumed
-with a larger one, the rest of its schedule stretches to the new end. After every epoch the validation ELBO is computed; with `out`, the model with
-the best one is saved to out/best, the per-epoch record to out/history.json, a sample grid and
-reconstructions to out/epochs/, and the checkpoint to out/checkpoint.pt.
+with a larger one, the rest of its schedule stretches to the new end. After every epoch the
+validation ELBO is computed; with `out`, the model with the best one is saved to out/best, the
+per-epoch record to out/history.json, a sample grid and reconstructions to out/epochs/, and the
+checkpoint to out/checkpoint.pt.
 """
 
 from __future__ import annotations
