@@ -1,6 +1,7 @@
 """GenVAE: a variational auto-encoder (Kingma & Welling 2014) as a Hub model.
 
-    q(z|x) = N(mu(x), diag sigma^2(x))       encoder, reparameterized
+    q(z|x) = N(mu(x), diag sigma^2(x))       encoder, reparameterized; `flow_steps` > 0 adds
+                                              inverse autoregressive flow steps (genhub.models.flows)
     p(z)   = N(0, I), a learned mixture of Gaussians, or a VampPrior (Tomczak & Welling 2018)
     p(x|z) = Bernoulli(sigmoid(f(z)))         binary images (binarized MNIST)
            | N(sigmoid(f(z)), sigma_c^2)      grey/RGB images, a learned scale per channel
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genhub.models.flows import IAF
 from genhub.models.hub import GenModel, check_count
 from genhub.models.nets import ConvDecoder, ConvEncoder, check_image_shape, mlp
 
@@ -42,6 +44,8 @@ class GenVAE(GenModel):
         prior: str = "standard",
         num_pseudo_inputs: int = 500,
         num_components: int = 100,
+        flow_steps: int = 0,
+        flow_hidden: int = 256,
     ):
         super().__init__()
         if architecture not in ("mlp", "conv"):
@@ -57,13 +61,21 @@ class GenVAE(GenModel):
         self.likelihood = likelihood
         self.prior = prior
         pixels = math.prod(self.image_shape)
+        if isinstance(flow_steps, bool) or int(flow_steps) < 0 or int(flow_hidden) < 1:
+            raise ValueError(f"flow_steps must be >= 0 and flow_hidden >= 1, got {flow_steps} and {flow_hidden}")
+        self.flow_steps = int(flow_steps)
+        # With a flow the encoder also outputs a context h (latent_dim numbers) for the IAF steps.
+        self.context_dim = latent_dim if self.flow_steps else 0
+        encoder_outputs = 2 * latent_dim + self.context_dim
         if architecture == "mlp":
             hidden = list(hidden_dims)
-            self.encoder = nn.Sequential(nn.Flatten(), mlp([pixels, *hidden, 2 * latent_dim]))
+            self.encoder = nn.Sequential(nn.Flatten(), mlp([pixels, *hidden, encoder_outputs]))
             self.decoder = nn.Sequential(mlp([latent_dim, *hidden[::-1], pixels]), nn.Unflatten(1, self.image_shape))
         else:
-            self.encoder = ConvEncoder(self.image_shape, 2 * latent_dim, width=width, norm="none", activation=nn.SiLU)
+            self.encoder = ConvEncoder(self.image_shape, encoder_outputs, width=width, norm="none", activation=nn.SiLU)
             self.decoder = ConvDecoder(latent_dim, self.image_shape, width=width, batch_norm=False)
+        if self.flow_steps:
+            self.flow = IAF(latent_dim, self.flow_steps, self.context_dim, int(flow_hidden))
         if likelihood == "gaussian":
             self.log_scale = nn.Parameter(torch.full((self.image_shape[0], 1, 1), math.log(0.1)))
         if prior == "vamp":
@@ -78,9 +90,34 @@ class GenVAE(GenModel):
 
     # -- the model's pieces ----------------------------------------------------------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images in [0, 1] -> posterior mean and log-variance, each (N, latent_dim)."""
-        mean, log_var = self.encoder(x).chunk(2, dim=1)
-        return mean, log_var.clamp(-12, 8)
+        """Images in [0, 1] -> the base posterior's mean and log-variance, each (N, latent_dim)
+        (with a flow, q(z0|x); `posterior_mean` is the code after the flow)."""
+        mean, log_var, _ = self._encode(x)
+        return mean, log_var
+
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        outputs = self.encoder(x)
+        mean, log_var = outputs[:, : self.latent_dim], outputs[:, self.latent_dim : 2 * self.latent_dim]
+        context = outputs[:, 2 * self.latent_dim :] if self.context_dim else None
+        return mean, log_var.clamp(-12, 8), context
+
+    def posterior_sample(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z ~ q(z|x) from N(0, I) draws `eps` (..., N, D), and log q(z|x): the Gaussian's density
+        minus the flow's log-determinant when there is a flow (genhub.models.flows)."""
+        mean, log_var, context = self._encode(x)
+        z = mean + (0.5 * log_var).exp() * eps
+        log_q = _log_normal(z, mean, log_var)
+        if self.flow_steps:
+            shape = z.shape
+            h = context.expand(*shape[:-1], context.shape[-1]) if context is not None else None
+            z, log_det = self.flow(z.reshape(-1, shape[-1]), h.reshape(-1, h.shape[-1]) if h is not None else None)
+            z, log_q = z.reshape(shape), log_q - log_det.reshape(shape[:-1])
+        return z, log_q
+
+    def posterior_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """The code an image encodes to: the base posterior's mean, through the flow if any."""
+        mean, _ = self.encode(x)
+        return self.posterior_sample(x, torch.zeros_like(mean))[0] if self.flow_steps else mean
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
@@ -131,6 +168,11 @@ class GenVAE(GenModel):
         analytic for the standard prior and a one-sample estimate for the mixture priors.
         kl_weight scales the KL term (beta-VAE); 1 gives the true bound.
         """
+        if self.flow_steps:  # no closed form with a flow: a one-sample KL estimate
+            if eps is None:
+                eps = torch.randn(len(x), self.latent_dim, device=x.device)
+            z, log_q = self.posterior_sample(x, eps)
+            return self.log_likelihood(x, self.decode_logits(z)) - kl_weight * (log_q - self.log_prior(z))
         mean, log_var = self.encode(x)
         if eps is None:
             eps = torch.randn_like(mean)
@@ -150,20 +192,18 @@ class GenVAE(GenModel):
         """
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        mean, log_var = self.encode(x)
-        std = (0.5 * log_var).exp()
         log_weights = []
         for start in range(0, k, chunk):
             count = min(chunk, k - start)
-            z = mean + std * torch.randn(count, *mean.shape, device=x.device)  # (count, N, D)
+            z, log_q = self.posterior_sample(x, torch.randn(count, len(x), self.latent_dim, device=x.device))  # (count, N, D)
             logits = self.decode_logits(z.flatten(0, 1)).unflatten(0, (count, len(x)))
-            log_weights.append(self.log_likelihood(x, logits) + self.log_prior(z) - _log_normal(z, mean, log_var))
+            log_weights.append(self.log_likelihood(x, logits) + self.log_prior(z) - log_q)
         return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(k)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Decode the posterior mean: images in [0, 1]."""
-        return self.decode(self.encode(x)[0])
+        return self.decode(self.posterior_mean(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The training loss: mean negative ELBO over the batch."""

@@ -430,7 +430,7 @@ def interpolate_images(model: GenModel, image_a, image_b, steps) -> tuple[Image.
     steps = check_int(steps, "Steps", MIN_STEPS, MAX_STEPS)
     x = torch.cat([image_to_model_input(model, image_a, "image A"), image_to_model_input(model, image_b, "image B")])
     with torch.no_grad():
-        z = model.encode(x.to(model.device))[0].float().cpu()
+        z = model.posterior_mean(x.to(model.device)).float().cpu()
     return _interpolation_outputs(model, z[0], z[1], x[0], x[1], steps)
 
 
@@ -451,5 +451,5 @@ def reconstruct(model: GenModel, image) -> Image.Image:
         raise AppInputError(f"{type(model).__name__} has no encoder; reconstruction needs a VAE.")
     x = image_to_model_input(model, image)
     with torch.no_grad():
-        recon = model.decode(model.encode(x.to(model.device))[0]).float().clamp(0, 1).cpu()
+        recon = model.decode(model.posterior_mean(x.to(model.device))).float().clamp(0, 1).cpu()
     return grid_image(torch.cat([x, recon]), nrow=2, scale=2 * display_scale(model))

@@ -58,7 +58,7 @@ def invert(
         z = model.sample_latent(starts, seed=seed).detach().clone()
         if use_encoder and callable(getattr(model, "encode", None)):
             with torch.no_grad():
-                z[0] = model.encode(target)[0][0]
+                z[0] = model.posterior_mean(target)[0]
         z.requires_grad_(True)
         optimizer = torch.optim.Adam([z], lr=lr)
         target_features = classifier.features(target) if classifier is not None else None

@@ -42,8 +42,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, dataset: str, epoch
         action="store_true",
         help="with --resume: allow a different dataset, objective, architecture or batch size than the checkpoint's",
     )
-    group.add_argument("--threads", type=int, default=None,
-                       help="CPU threads for torch (on a busy shared CPU, 1 is often much faster; 0: torch's default)")
+    group.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for torch (on a busy shared CPU, 1 is often much faster; 0: torch's default)"
+    )
     group.add_argument("--no-progress", action="store_true", help="no progress bar (log files)")
     group.add_argument("--save-every", type=int, default=1, help="epochs between sample grids and checkpoints (the last always saves)")
     hub = parser.add_argument_group("Hugging Face Hub")
