@@ -18,7 +18,7 @@ def test_the_log_determinant_is_the_jacobians():
     jacobian = torch.autograd.functional.jacobian(lambda v: flow(v.unsqueeze(0), h)[0][0], z[0])
     sign, log_abs = torch.linalg.slogdet(jacobian)
     assert sign > 0 and torch.allclose(log_abs, log_det[0], atol=1e-9)
-    single = IAF(dim=5, steps=1, context=0, hidden=16)
+    single = IAF(dim=5, steps=1, context=0, hidden=16).double()
     for parameter in single.parameters():
         parameter.data.normal_(0, 0.5)
     jacobian = torch.autograd.functional.jacobian(lambda v: single(v.unsqueeze(0))[0][0], z[0])
