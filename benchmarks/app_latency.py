@@ -25,12 +25,11 @@ import os
 import platform
 import runpy
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from genhub.space.serve import free_port, running_app
+from genhub.space.serve import digit_drawing_file, free_port, running_app
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,16 +76,6 @@ def floor_app(app):
     return demo, url
 
 
-def digit_png() -> str:
-    from PIL import Image, ImageDraw
-
-    path = Path(tempfile.mkdtemp()) / "digit.png"
-    image = Image.new("RGB", (280, 280), "white")
-    ImageDraw.Draw(image).line([(140, 50), (150, 230)], fill="black", width=24)
-    image.save(path)
-    return str(path)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--weights", type=Path, default=REPO / "weights", help="folder of bundled models")
@@ -126,7 +115,7 @@ def main() -> None:
     floor_client = Client(floor_url, verbose=False)
     results = {"floor": timed(lambda: floor_client.predict(0, api_name="/floor"), args.repeats)}
     demo.close()
-    digit = digit_png()
+    digit = digit_drawing_file()
     sketch = {"background": handle_file(digit), "layers": [], "composite": handle_file(digit)}
 
     models = {}

@@ -20,24 +20,13 @@ import os
 import platform
 import random
 import statistics
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-from genhub.space.serve import running_app
+from genhub.space.serve import digit_drawing_file, running_app
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def drawing() -> str:
-    from PIL import Image, ImageDraw
-
-    path = Path(tempfile.mkdtemp()) / "digit.png"
-    image = Image.new("RGB", (280, 280), "white")
-    ImageDraw.Draw(image).line([(140, 50), (150, 230)], fill="black", width=24)
-    image.save(path)
-    return str(path)
 
 
 def client_loop(url: str, models: list[tuple[str, bool]], deadline: float, max_requests: int, seed: int, out: list, errors: list):
@@ -45,7 +34,7 @@ def client_loop(url: str, models: list[tuple[str, bool]], deadline: float, max_r
 
     rng = random.Random(seed)
     client = Client(url, verbose=False)
-    sketch = drawing()
+    sketch = digit_drawing_file()
     for _ in range(max_requests):
         if time.perf_counter() >= deadline:
             return

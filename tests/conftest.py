@@ -40,3 +40,24 @@ def script(name: str):
     from types import SimpleNamespace
 
     return SimpleNamespace(**runpy.run_path(str(REPO / "train" / f"{name}.py"), run_name=f"train_{name}"))
+
+
+def bad_image_file(path: Path, kind: str) -> Path:
+    """A file a careless or hostile user uploads: "text", "truncated" (half a PNG of noise), or
+    "too many pixels" (a valid 20-megapixel PNG)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    if kind == "text":
+        path.write_text("this is not an image")
+    elif kind == "truncated":
+        buffer = io.BytesIO()
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "PNG")
+        path.write_bytes(buffer.getvalue()[:300])
+    elif kind == "too many pixels":
+        Image.new("L", (5000, 4000)).save(path)
+    else:
+        raise ValueError(kind)
+    return path

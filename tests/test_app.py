@@ -341,21 +341,11 @@ def test_client_drives_vae_features_and_model_switch(served, tmp_path):
 def test_bad_uploads_over_http_get_the_same_clear_message(served, tmp_path, kind):
     """Uploads reach genhub as files and are decoded there, so a bad one is a clear message in
     the client, not Gradio's generic upstream error."""
-    import io
-
-    import numpy as np
+    from conftest import bad_image_file
     from gradio_client import handle_file
 
     _, client = served
-    path = tmp_path / f"{kind}.png"
-    if kind == "text":
-        path.write_text("this is not an image")
-    elif kind == "truncated":
-        buffer = io.BytesIO()
-        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "PNG")
-        path.write_bytes(buffer.getvalue()[:300])
-    else:
-        Image.new("L", (5000, 4000)).save(path)  # 20 megapixels: more than the Space accepts
+    path = bad_image_file(tmp_path / f"{kind}.png", {"bomb": "too many pixels"}.get(kind, kind))
     upload = {"background": handle_file(str(path)), "layers": [], "composite": handle_file(str(path))}
     with pytest.raises(Exception, match="not a readable image|at most 4096x4096") as error:
         client.predict("bundled:vae-tiny", upload, api_name="/reconstruct")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, script
+from conftest import REPO, bad_image_file, script
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -363,16 +363,10 @@ def test_notices_are_bounded(registry):
 @pytest.mark.parametrize("kind", ["text", "truncated", "too many pixels", "too large a file"])
 def test_bad_uploads_get_a_clear_message(kind, tmp_path):
     path = tmp_path / "upload.png"
-    if kind == "text":
-        path.write_text("not an image")
-    elif kind == "truncated":
-        buffer = io.BytesIO()
-        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "PNG")
-        path.write_bytes(buffer.getvalue()[:300])
-    elif kind == "too many pixels":
-        Image.new("L", (5000, 4000)).save(path)
-    else:
+    if kind == "too large a file":
         path.write_bytes(b"\x89PNG" + b"\x00" * (logic.MAX_UPLOAD_BYTES + 1))
+    else:
+        bad_image_file(path, kind)
     vae = GenVAE(latent_dim=4, hidden_dims=(16,))
     with pytest.raises(logic.AppInputError, match="readable image|pixels|MB"):
         logic.reconstruct(vae, str(path))

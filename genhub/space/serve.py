@@ -82,3 +82,15 @@ def running_app(weights_dir=None, *, app_file=None, timeout: float = 120.0, env:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def digit_drawing_file() -> str:
+    """A PNG of a digit "1" drawn in black on white, as a person would on the sketchpad: what
+    load tests and latency benchmarks upload to Reconstruct."""
+    from PIL import Image, ImageDraw
+
+    path = Path(tempfile.mkdtemp()) / "digit.png"
+    image = Image.new("RGB", (280, 280), "white")
+    ImageDraw.Draw(image).line([(140, 50), (150, 230)], fill="black", width=24)
+    image.save(path)
+    return str(path)
