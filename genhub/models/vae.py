@@ -2,6 +2,14 @@
 
     q(z|x) = N(mu(x), diag sigma^2(x))       encoder, reparameterized; `flow_steps` > 0 adds
                                               inverse autoregressive flow steps (genhub.models.flows)
+
+Two levels with `hierarchy_dim` > 0 (the HVAE of the VampPrior paper, Tomczak & Welling 2018):
+z = [z1, z2], z2 the top `hierarchy_dim` dimensions under the prior, and
+
+    p(z) = p(z2) N(z1; mu_p(z2), sigma_p^2(z2))          q(z|x) = q(z2|x) q(z1|x, z2)
+
+with q(z1|x, z2) the encoder's bottom-up guess shifted top-down by a network of z2. The decoder
+reads the whole z. `aux_hidden` is the width of these networks and of the flow's.
     p(z)   = N(0, I), a learned mixture of Gaussians, or a VampPrior (Tomczak & Welling 2018)
     p(x|z) = Bernoulli(sigmoid(f(z)))         binary images (binarized MNIST)
            | N(sigmoid(f(z)), sigma_c^2)      grey/RGB images, a learned scale per channel
@@ -45,7 +53,8 @@ class GenVAE(GenModel):
         num_pseudo_inputs: int = 500,
         num_components: int = 100,
         flow_steps: int = 0,
-        flow_hidden: int = 256,
+        aux_hidden: int = 256,
+        hierarchy_dim: int = 0,
     ):
         super().__init__()
         if architecture not in ("mlp", "conv"):
@@ -61,9 +70,15 @@ class GenVAE(GenModel):
         self.likelihood = likelihood
         self.prior = prior
         pixels = math.prod(self.image_shape)
-        if isinstance(flow_steps, bool) or int(flow_steps) < 0 or int(flow_hidden) < 1:
-            raise ValueError(f"flow_steps must be >= 0 and flow_hidden >= 1, got {flow_steps} and {flow_hidden}")
+        if isinstance(flow_steps, bool) or int(flow_steps) < 0 or int(aux_hidden) < 1:
+            raise ValueError(f"flow_steps must be >= 0 and aux_hidden >= 1, got {flow_steps} and {aux_hidden}")
         self.flow_steps = int(flow_steps)
+        if isinstance(hierarchy_dim, bool) or not 0 <= int(hierarchy_dim) < latent_dim:
+            raise ValueError(f"hierarchy_dim must be in [0, latent_dim), got {hierarchy_dim}")
+        # Two levels: z = [z1, z2] with z2 the last `hierarchy_dim` dimensions (the top, under
+        # the prior) and z1 | z2 Gaussian below it; 0 is the usual one-level VAE.
+        self.top_dim = int(hierarchy_dim) or latent_dim
+        self.bottom_dim = latent_dim - self.top_dim
         # With a flow the encoder also outputs a context h (latent_dim numbers) for the IAF steps.
         self.context_dim = latent_dim if self.flow_steps else 0
         encoder_outputs = 2 * latent_dim + self.context_dim
@@ -75,7 +90,11 @@ class GenVAE(GenModel):
             self.encoder = ConvEncoder(self.image_shape, encoder_outputs, width=width, norm="none", activation=nn.SiLU)
             self.decoder = ConvDecoder(latent_dim, self.image_shape, width=width, batch_norm=False)
         if self.flow_steps:
-            self.flow = IAF(latent_dim, self.flow_steps, self.context_dim, int(flow_hidden))
+            self.flow = IAF(latent_dim, self.flow_steps, self.context_dim, int(aux_hidden))
+        if self.bottom_dim:
+            # p(z1|z2) and the top-down part of q(z1|x, z2), shifting the encoder's bottom-up guess
+            self.prior_bottom = mlp([self.top_dim, int(aux_hidden), 2 * self.bottom_dim], activation=nn.SiLU)
+            self.posterior_bottom = mlp([self.top_dim, int(aux_hidden), 2 * self.bottom_dim], activation=nn.SiLU)
         if likelihood == "gaussian":
             self.log_scale = nn.Parameter(torch.full((self.image_shape[0], 1, 1), math.log(0.1)))
         if prior == "vamp":
@@ -84,8 +103,8 @@ class GenVAE(GenModel):
         if prior == "mog":
             # A learned mixture in latent space: most of the VampPrior's gain without encoding
             # pseudo-inputs at every step. Components start spread out around N(0, I).
-            self.prior_means = nn.Parameter(torch.randn(num_components, latent_dim))
-            self.prior_log_vars = nn.Parameter(torch.zeros(num_components, latent_dim))
+            self.prior_means = nn.Parameter(torch.randn(num_components, self.top_dim))
+            self.prior_log_vars = nn.Parameter(torch.zeros(num_components, self.top_dim))
             self.prior_logits = nn.Parameter(torch.zeros(num_components))
 
     # -- the model's pieces ----------------------------------------------------------
@@ -103,10 +122,21 @@ class GenVAE(GenModel):
 
     def posterior_sample(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z ~ q(z|x) from N(0, I) draws `eps` (..., N, D), and log q(z|x): the Gaussian's density
-        minus the flow's log-determinant when there is a flow (genhub.models.flows)."""
+        (with a hierarchy, q(z2|x) q(z1|x, z2)), minus the flow's log-determinant when there is a
+        flow (genhub.models.flows)."""
         mean, log_var, context = self._encode(x)
-        z = mean + (0.5 * log_var).exp() * eps
-        log_q = _log_normal(z, mean, log_var)
+        if self.bottom_dim:
+            d1 = self.bottom_dim
+            mean2, log_var2 = mean[..., d1:], log_var[..., d1:]
+            z2 = mean2 + (0.5 * log_var2).exp() * eps[..., d1:]
+            shift, log_var_shift = self.posterior_bottom(z2).chunk(2, dim=-1)
+            mean1, log_var1 = mean[..., :d1] + shift, (log_var[..., :d1] + log_var_shift).clamp(-12, 8)
+            z1 = mean1 + (0.5 * log_var1).exp() * eps[..., :d1]
+            z = torch.cat([z1, z2], dim=-1)
+            log_q = _log_normal(z2, mean2, log_var2) + _log_normal(z1, mean1, log_var1)
+        else:
+            z = mean + (0.5 * log_var).exp() * eps
+            log_q = _log_normal(z, mean, log_var)
         if self.flow_steps:
             shape = z.shape
             h = context.expand(*shape[:-1], context.shape[-1]) if context is not None else None
@@ -115,9 +145,10 @@ class GenVAE(GenModel):
         return z, log_q
 
     def posterior_mean(self, x: torch.Tensor) -> torch.Tensor:
-        """The code an image encodes to: the base posterior's mean, through the flow if any."""
+        """The code an image encodes to: the base posterior's mean (top-down through the
+        hierarchy), through the flow if any."""
         mean, _ = self.encode(x)
-        return self.posterior_sample(x, torch.zeros_like(mean))[0] if self.flow_steps else mean
+        return self.posterior_sample(x, torch.zeros_like(mean))[0] if self.flow_steps or self.bottom_dim else mean
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
@@ -136,7 +167,15 @@ class GenVAE(GenModel):
         return log_p.flatten(-3).sum(-1)
 
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:
-        """log p(z), summed over latent dimensions; z is (..., latent_dim)."""
+        """log p(z), summed over latent dimensions; z is (..., latent_dim). With a hierarchy,
+        log p(z2) + log p(z1|z2), the prior (standard, mog or vamp) on the top level z2."""
+        if self.bottom_dim:
+            z1, z2 = z[..., : self.bottom_dim], z[..., self.bottom_dim :]
+            mean1, log_var1 = self.prior_bottom(z2).chunk(2, dim=-1)
+            return self._log_top_prior(z2) + _log_normal(z1, mean1, log_var1.clamp(-12, 8))
+        return self._log_top_prior(z)
+
+    def _log_top_prior(self, z: torch.Tensor) -> torch.Tensor:
         if self.prior == "standard":
             return _log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
         mean, log_var, log_weights = self._prior_components()
@@ -147,18 +186,27 @@ class GenVAE(GenModel):
         """Means, log-variances (K, D) and log mixture weights (K,) of a mixture prior."""
         if self.prior == "vamp":
             mean, log_var = self.encode(torch.sigmoid(self.pseudo_inputs))
+            mean, log_var = mean[:, self.bottom_dim :], log_var[:, self.bottom_dim :]  # q(z2|u) with a hierarchy
             return mean, log_var, torch.full((len(mean),), -math.log(len(mean)), device=mean.device)
         return self.prior_means, self.prior_log_vars.clamp(-8, 4), torch.log_softmax(self.prior_logits, dim=0)
 
     def sample_latent(self, n: int, seed: int | None = None) -> torch.Tensor:
-        if self.prior == "standard":
+        if self.prior == "standard" and not self.bottom_dim:
             return super().sample_latent(n, seed)
         check_count(n)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        mean, log_var, log_weights = self._prior_components()
-        component = torch.multinomial(log_weights.exp().cpu(), n, replacement=True, generator=generator).to(self.device)
-        eps = torch.randn(n, self.latent_dim, generator=generator).to(self.device)
-        return mean[component] + (0.5 * log_var[component]).exp() * eps
+        if self.prior == "standard":
+            top = torch.randn(n, self.top_dim, generator=generator).to(self.device)
+        else:
+            mean, log_var, log_weights = self._prior_components()
+            component = torch.multinomial(log_weights.exp().cpu(), n, replacement=True, generator=generator).to(self.device)
+            eps = torch.randn(n, self.top_dim, generator=generator).to(self.device)
+            top = mean[component] + (0.5 * log_var[component]).exp() * eps
+        if not self.bottom_dim:
+            return top
+        mean1, log_var1 = self.prior_bottom(top).chunk(2, dim=-1)  # z1 ~ p(z1|z2)
+        eps = torch.randn(n, self.bottom_dim, generator=generator).to(self.device)
+        return torch.cat([mean1 + (0.5 * log_var1.clamp(-12, 8)).exp() * eps, top], dim=-1)
 
     # -- bounds ------------------------------------------------------------------------
     def elbo(self, x: torch.Tensor, eps: torch.Tensor | None = None, kl_weight: float = 1.0) -> torch.Tensor:
@@ -168,7 +216,7 @@ class GenVAE(GenModel):
         analytic for the standard prior and a one-sample estimate for the mixture priors.
         kl_weight scales the KL term (beta-VAE); 1 gives the true bound.
         """
-        if self.flow_steps:  # no closed form with a flow: a one-sample KL estimate
+        if self.flow_steps or self.bottom_dim:  # no closed form with a flow or a hierarchy: a one-sample KL estimate
             if eps is None:
                 eps = torch.randn(len(x), self.latent_dim, device=x.device)
             z, log_q = self.posterior_sample(x, eps)
