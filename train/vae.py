@@ -4,6 +4,7 @@
     python train/vae.py --recipe recipes/vae-binarized-mnist.toml     # the bundled model's recipe
     python train/vae.py --dataset mnist --arch conv       # grey digits, Gaussian likelihood
     python train/vae.py --dataset anime-faces --latent-dim 64
+    python train/vae.py --flow-steps 4 --hierarchy-dim 16       # an IAF posterior on a two-level VAE
     python train/vae.py --out runs/vae --epochs 200 --resume          # continue runs/vae exactly
     python train/vae.py --push --repo-id you/vae-binarized-mnist
 

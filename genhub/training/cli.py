@@ -190,6 +190,9 @@ def parse_vae_args(argv=None, description: str | None = None) -> argparse.Namesp
         help="auto: Bernoulli when every pixel is 0 or 255, else Gaussian",
     )
     model.add_argument("--prior", choices=["standard", "mog", "vamp"], default="mog")
+    model.add_argument("--flow-steps", type=int, default=0, help="inverse autoregressive flow steps on q(z|x) (0: none)")
+    model.add_argument("--hierarchy-dim", type=int, default=0, help="a two-level VAE: the top level's dimensions (0: one level)")
+    model.add_argument("--aux-hidden", type=int, default=256, help="hidden units of the flow's and the hierarchy's networks")
     model.add_argument("--image-size", type=int, default=None, help="resize images (default: the dataset's size)")
     model.add_argument("--channels", type=int, choices=[1, 3], default=None)
     optim = parser.add_argument_group("optimization")
@@ -207,7 +210,11 @@ def parse_vae_args(argv=None, description: str | None = None) -> argparse.Namesp
     )
     add_evaluation_arguments(parser)
     args = parse_with_recipe(parser, argv, script="vae")
-    check_positive(parser, args, "latent_dim", "width", "lr", "train_k", "eval_k", "eval_limit", "time_budget", "image_size")
+    check_positive(parser, args, "latent_dim", "width", "lr", "train_k", "eval_k", "eval_limit", "time_budget", "image_size", "aux_hidden")
+    if args.flow_steps < 0:
+        parser.error(f"--flow-steps must be >= 0, got {args.flow_steps}")
+    if not 0 <= args.hierarchy_dim < args.latent_dim:
+        parser.error(f"--hierarchy-dim must be in [0, --latent-dim), got {args.hierarchy_dim}")
     if any(h < 1 for h in args.hidden):
         parser.error("--hidden sizes must be positive")
     if not args.kl_weight >= 0:

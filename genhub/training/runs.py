@@ -147,6 +147,9 @@ def build_vae(args, train: torch.Tensor) -> GenVAE:
         width=args.width,
         likelihood=likelihood,
         prior=args.prior,
+        flow_steps=getattr(args, "flow_steps", 0),
+        hierarchy_dim=getattr(args, "hierarchy_dim", 0),
+        aux_hidden=getattr(args, "aux_hidden", 256),
     )
 
 
