@@ -59,6 +59,10 @@ DATASETS: dict[str, DatasetSpec] = {
         config="cropped_digits",
         image_size=32,
         channels=3,
+        note=(
+            "Offline, genhub's `svhn` is the small mirror of the first 1,083 crops of the official cropped-digits train "
+            "split (unlabelled); with network access the same name reads all 73,257 crops from the Hub."
+        ),
     ),
     "anime-faces": DatasetSpec("huggan/anime-faces", "anime_faces", "anime face illustrations, RGB", image_size=64, channels=3),
     "comic-faces": DatasetSpec(
@@ -67,6 +71,12 @@ DATASETS: dict[str, DatasetSpec] = {
         "cartoon (Bitmoji avatar) faces, 64x64 RGB; offline: the 3,648 faces of the public Bitmoji Faces set, no stated licence",
         image_size=64,
         channels=3,
+        note=(
+            "Offline, genhub's `comic-faces` is a local set of 3,648 real cartoon faces at 64x64: the Bitmoji avatar images "
+            'of the public "Bitmoji Faces Gender Recognition" competition, downscaled from 384x384, duplicates removed. '
+            "That set was re-hosted publicly without a stated licence: these weights were trained on it, the images "
+            "themselves are not distributed with genhub, and the avatars' rights stay with their owners (Bitmoji/Snap)."
+        ),
     ),
 }
 

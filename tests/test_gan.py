@@ -347,3 +347,4 @@ def test_small_data_run_holds_out_images_and_measures_memorisation(tmp_path, dat
     card = (out / "model" / "README.md").read_text()
     assert "180 images" in card and "DiffAugment color,translation,cutout, probability 1" in card
     assert "memorisation: nearest-training-image distance" in card and "held out for evaluation" in card
+    assert "first 1,083 crops" in card and "(Hub: `ufldl-stanford/svhn`)" in card  # what the offline data is
