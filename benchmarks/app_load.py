@@ -20,6 +20,7 @@ import os
 import platform
 import random
 import statistics
+import sys
 import threading
 import time
 from pathlib import Path
@@ -103,7 +104,7 @@ def main(argv=None) -> dict:
         "concurrency_limit": concurrency, "queue_size": 64, "models": [key for key, _ in models],
         "machine": f"{os.cpu_count()} cores, {platform.machine()}; load average at the end "
         + ", ".join(f"{x:.1f}" for x in os.getloadavg()),
-        "command": "python benchmarks/app_load.py " + " ".join(argv if argv is not None else []),
+        "command": "python benchmarks/app_load.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }  # fmt: skip
     print(json.dumps(report, indent=2))
     if args.out:
