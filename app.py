@@ -164,6 +164,42 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
                     elem_classes="pixelated",
                 )
 
+            with gr.Tab("Directions", id="directions"):
+                gr.Markdown(
+                    "Directions found without labels: **SeFa** (the first layer's top eigenvectors, closed form) and "
+                    "**GANSpace** (principal components of the first layer's activations). Move one sample along a "
+                    "direction, or see the top directions at -3..3."
+                )
+                with gr.Row():
+                    direction_method = gr.Radio(list(logic.DIRECTION_METHODS), value="sefa", label="Method", elem_id="direction-method")
+                    direction_seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=logic.MAX_SEED)
+                    direction_index = gr.Slider(1, logic.NUM_DIRECTIONS, value=1, step=1, label="Direction")
+                    direction_amount = gr.Slider(
+                        -logic.DIRECTION_LIMIT, logic.DIRECTION_LIMIT, value=0, step=0.1, label="Amount", elem_id="direction-amount"
+                    )
+                direction_image = gr.Image(
+                    label="Moved sample", format="png", type="pil", interactive=False, elem_id="direction-image", elem_classes="pixelated"
+                )
+                direction_grid_button = gr.Button("Top directions at -3..3", elem_id="direction-grid-button")
+                direction_grid = gr.Image(
+                    label="Directions", format="png", type="pil", interactive=False, elem_id="direction-grid", elem_classes="pixelated"
+                )
+
+            with gr.Tab("Invert", id="invert"):
+                gr.Markdown(
+                    "Upload an image: the model's closest drawing of it is found by optimising the latent code from "
+                    "four random starts (about 2 s; digit models also match the evaluator's features)."
+                )
+                with gr.Row():
+                    invert_input = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], elem_id="invert-input")
+                    with gr.Column():
+                        invert_output = gr.Image(
+                            label="Model input | projection", format="png", type="pil", interactive=False, elem_id="invert-output",
+                            elem_classes="pixelated",
+                        )  # fmt: skip
+                        invert_loss = gr.Markdown(elem_id="invert-loss")
+                invert_button = gr.Button("Invert", variant="primary", elem_id="invert-button")
+
             # The tab stays (Gradio 6.31 does not hide a tab's button on update); its content shows for VAEs only.
             with gr.Tab("Reconstruct", id="reconstruct"):
                 needs_vae = gr.Markdown(NEEDS_VAE, visible=not vae, elem_id="needs-vae")
@@ -258,6 +294,27 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
             [model_choice, explore_seed, first_dim, rows],
             explore_image,
             api_name="explore",
+        )
+        direction_inputs = [model_choice, direction_seed, direction_method, direction_index, direction_amount]
+        gr.on(
+            [direction_amount.input, direction_index.input, direction_method.input, direction_seed.submit],
+            user_errors(lambda key, seed, method, index, amount: logic.direction_redraw(registry.get(key), seed, method, index, amount)),
+            direction_inputs,
+            direction_image,
+            api_name="direction_redraw",
+        )
+        direction_grid_button.click(
+            user_errors(lambda key, seed, method: logic.direction_grid(registry.get(key), seed, method, logic.NUM_DIRECTIONS)),
+            [model_choice, direction_seed, direction_method],
+            direction_grid,
+            api_name="directions",
+        )
+        invert_button.click(
+            user_errors(lambda key, image: logic.invert_image(registry.get(key), image)),
+            [model_choice, invert_input],
+            [invert_output, invert_loss],
+            api_name="invert",
+            preprocess=False,  # genhub decodes and checks the upload itself
         )
         reconstruct_button.click(
             user_errors(lambda key, image: logic.reconstruct(registry.get(key), image)),

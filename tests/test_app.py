@@ -351,3 +351,33 @@ def test_bad_uploads_over_http_get_the_same_clear_message(served, tmp_path, kind
         client.predict("bundled:vae-tiny", upload, api_name="/reconstruct")
     assert "upstream" not in str(error.value).lower()
     assert Image.open(client.predict("bundled:gan-tiny", 0, 4, api_name="/sample")).size[0] > 0  # still serving
+
+
+def test_directions_and_inversion_as_functions(vae, generator):
+    still = logic.direction_redraw(vae, 3, "sefa", 1, 0)
+    moved = logic.direction_redraw(vae, 3, "sefa", 1, 3)
+    assert still.size == moved.size and np.asarray(still).tolist() != np.asarray(moved).tolist()
+    grid = logic.direction_grid(vae, 3, "ganspace", 4)
+    assert grid.height > 3 * still.height // 2  # four rows
+    assert logic.model_directions(vae, "sefa") is logic.model_directions(vae, "sefa")  # computed once
+    for bad in [("pca", 1, 0), ("sefa", 0, 0), ("sefa", 1, 99), ("sefa", 1, float("nan"))]:
+        with pytest.raises(logic.AppInputError):
+            logic.direction_redraw(vae, 3, *bad)
+    with pytest.raises(logic.AppInputError, match="No sefa directions"):
+        logic.direction_redraw(generator, 0, "sefa", 1, 1)
+    pair, message = logic.invert_image(vae, digit_drawing())
+    assert pair.width > pair.height and "pixel MSE" in message
+
+
+def test_client_drives_directions_and_inversion(served, tmp_path):
+    from gradio_client import handle_file
+
+    _, client = served
+    assert Image.open(client.predict("bundled:vae-tiny", 0, "sefa", 2, 1.5, api_name="/direction_redraw")).size[0] > 0
+    assert Image.open(client.predict("bundled:vae-tiny", 0, "ganspace", api_name="/directions")).size[0] > 0
+    path = tmp_path / "digit.png"
+    digit_drawing().save(path)
+    image, message = client.predict("bundled:vae-tiny", handle_file(str(path)), api_name="/invert")
+    assert Image.open(image).size[0] > 0 and "pixel MSE" in message
+    with pytest.raises(Exception, match="No sefa directions"):
+        client.predict("bundled:gan-tiny", 0, "sefa", 1, 1.0, api_name="/direction_redraw")

@@ -453,3 +453,71 @@ def reconstruct(model: GenModel, image) -> Image.Image:
     with torch.no_grad():
         recon = model.decode(model.posterior_mean(x.to(model.device))).float().clamp(0, 1).cpu()
     return grid_image(torch.cat([x, recon]), nrow=2, scale=2 * display_scale(model))
+
+
+# -- discovered directions and inversion (genhub.space.directions, genhub.space.inversion) -------
+DIRECTION_METHODS = ("sefa", "ganspace")
+NUM_DIRECTIONS = 8
+DIRECTION_LIMIT = 5.0
+DIRECTION_STEPS = (-3, -2, -1, 0, 1, 2, 3)
+_DIRECTIONS: dict = {}  # (id(model), method) -> (k, D) directions, computed once per model
+_DIRECTIONS_LOCK = threading.Lock()
+
+
+def model_directions(model: GenModel, method) -> torch.Tensor:
+    """The model's top discovered directions by `method` ("sefa" or "ganspace"), cached."""
+    from genhub.space import directions
+
+    if method not in DIRECTION_METHODS:
+        raise AppInputError(f"Method must be one of {', '.join(DIRECTION_METHODS)}, got {method!r}.")
+    key = (id(model), method)
+    with _DIRECTIONS_LOCK:
+        if key not in _DIRECTIONS:
+            try:
+                found = (
+                    directions.sefa(model, NUM_DIRECTIONS) if method == "sefa" else directions.ganspace(model, NUM_DIRECTIONS, samples=2000)
+                )
+            except ValueError as error:
+                raise AppInputError(f"No {method} directions for {type(model).__name__}: {error}") from None
+            _DIRECTIONS[key] = found.to(model.device)
+        return _DIRECTIONS[key]
+
+
+def direction_redraw(model: GenModel, seed, method, index, amount) -> Image.Image:
+    """One sample moved along discovered direction `index` (1 = strongest) by `amount`."""
+    seed = check_seed(seed)
+    found = model_directions(model, method)
+    index = check_int(index, "Direction", 1, len(found))
+    amount = check_float(amount, "Amount", -DIRECTION_LIMIT, DIRECTION_LIMIT)
+    z = latent_codes(model, 1, seed) + amount * found[index - 1]
+    return grid_image(decode(model, z), nrow=1, scale=2 * display_scale(model))
+
+
+def direction_grid(model: GenModel, seed, method, count) -> Image.Image:
+    """Rows: the top `count` directions; columns: the sample moved by -3..3 along each."""
+    from genhub.space.directions import move
+
+    seed = check_seed(seed)
+    found = model_directions(model, method)
+    count = check_int(count, "Directions", 1, len(found))
+    z = latent_codes(model, 1, seed)[0]
+    codes = torch.cat([move(z, found[i], DIRECTION_STEPS) for i in range(count)])
+    labels = [f"{method} {i + 1}" for i in range(count)]
+    return labelled_rows(decode(model, codes), labels, display_scale(model))
+
+
+def invert_image(model: GenModel, image) -> tuple[Image.Image, str]:
+    """[the image as the model sees it | the model's closest drawing], and the loss: GAN
+    inversion (genhub.space.inversion), bounded to about 2 s, evaluator features for digits."""
+    from genhub.models.classifier import load_evaluator
+    from genhub.space.inversion import invert
+
+    x = image_to_model_input(model, image)
+    classifier = None
+    if tuple(model.image_shape) == (1, 28, 28):
+        classifier = load_evaluator("mnist", device=model.device)
+    result = invert(model, x[0], starts=4, steps=150, max_seconds=2.0, classifier=classifier)
+    pair = grid_image(torch.stack([x[0], result.image]), nrow=2, scale=2 * display_scale(model))
+    message = (f"Projected with {result.steps} steps from 4 starts in {result.seconds:.1f} s: "
+               f"pixel MSE {result.pixel_error:.4f}, loss {result.loss:.4f}.")  # fmt: skip
+    return pair, message
