@@ -164,6 +164,24 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
                     elem_classes="pixelated",
                 )
 
+            with gr.Tab("Compare", id="compare"):
+                gr.Markdown("Two models side by side, the same seed and grid size, and the metrics their cards record.")
+                with gr.Row():
+                    compare_a = gr.Dropdown(registry.choices(), value=default, label="Model A", elem_id="compare-a")
+                    compare_b = gr.Dropdown(
+                        registry.choices(), value=(registry.choices()[1][1] if len(registry.choices()) > 1 else default),
+                        label="Model B", elem_id="compare-b",
+                    )  # fmt: skip
+                    compare_seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=logic.MAX_SEED)
+                    compare_count = gr.Slider(1, logic.MAX_SAMPLES, value=16, step=1, label="Number of images")
+                compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")
+                with gr.Row():
+                    compare_image_a = gr.Image(label="A", format="png", type="pil", interactive=False, elem_id="compare-image-a",
+                                               elem_classes="pixelated")  # fmt: skip
+                    compare_image_b = gr.Image(label="B", format="png", type="pil", interactive=False, elem_id="compare-image-b",
+                                               elem_classes="pixelated")  # fmt: skip
+                compare_table = gr.Dataframe(headers=["metric (from the cards)", "A", "B"], interactive=False, elem_id="compare-table")
+
             with gr.Tab("Directions", id="directions"):
                 gr.Markdown(
                     "Directions found without labels: **SeFa** (the first layer's top eigenvectors, closed form) and "
@@ -295,6 +313,12 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
             explore_image,
             api_name="explore",
         )
+        compare_button.click(
+            user_errors(lambda a, b, seed, n: logic.compare(registry, a, b, seed, n)),
+            [compare_a, compare_b, compare_seed, compare_count],
+            [compare_image_a, compare_image_b, compare_table],
+            api_name="compare",
+        )
         direction_inputs = [model_choice, direction_seed, direction_method, direction_index, direction_amount]
         gr.on(
             [direction_amount.input, direction_index.input, direction_method.input, direction_seed.submit],
@@ -326,7 +350,12 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
         model_choice.change(select_model, model_choice, [info, reconstruct_panel, needs_vae, image_pair], api_name="select_model").then(
             start_sliders, [model_choice, slider_seed], [*sliders, slider_image], api_visibility="private"
         ).then(sample, sample_inputs, sample_image, api_visibility="private")
-        gr.on([load_hub.click, hub_id.submit], add_hub_model, hub_id, [model_choice, notices], api_name="load_hub")
+        gr.on([load_hub.click, hub_id.submit], add_hub_model, hub_id, [model_choice, notices], api_name="load_hub").then(
+            lambda: (gr.update(choices=registry.choices()), gr.update(choices=registry.choices())),
+            None,
+            [compare_a, compare_b],
+            api_visibility="private",
+        )
         demo.load(sample, sample_inputs, sample_image, api_visibility="private")
 
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)

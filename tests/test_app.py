@@ -381,3 +381,18 @@ def test_client_drives_directions_and_inversion(served, tmp_path):
     assert Image.open(image).size[0] > 0 and "pixel MSE" in message
     with pytest.raises(Exception, match="No sefa directions"):
         client.predict("bundled:gan-tiny", 0, "sefa", 1, 1.0, api_name="/direction_redraw")
+
+
+def test_compare_shows_both_models_and_their_cards_metrics(registry, served):
+    from genhub.evaluation import Evaluation, record_evaluation
+
+    folder = registry.folders["bundled:vae-tiny"]
+    record_evaluation(folder, Evaluation("mnist", "ylecun/mnist", "test", {"fd": 12.5, "swd": 30.0}, {}, {"samples": 10}))
+    grid_a, grid_b, rows = logic.compare(registry, "bundled:vae-tiny", "bundled:gan-tiny", 1, 4)
+    assert grid_a.size[0] > 0 and grid_b.size[0] > 0
+    assert any(row[0].startswith("Fréchet") and row[1] == "12.50" and row[2] == "-" for row in rows), rows
+    with pytest.raises(logic.AppInputError, match="Unknown model"):
+        logic.compare(registry, "bundled:vae-tiny", "bundled:nope", 1, 4)
+    _, client = served
+    a, b, table = client.predict("bundled:vae-tiny", "bundled:gan-tiny", 0, 4, api_name="/compare")
+    assert Image.open(a).size[0] > 0 and Image.open(b).size[0] > 0 and table["headers"][0].startswith("metric")

@@ -289,7 +289,9 @@ def load_hub_model(repo_id: str, **kwargs) -> HubModel:
                                    **{k: v for k, v in kwargs.items() if k in HUB_DOWNLOAD_KWARGS})  # fmt: skip
     except Exception as error:
         raise ModelLoadError(_explain_load_error(HubModel, repo_id, error)) from error
-    return load_model(folder, **{k: v for k, v in kwargs.items() if k not in HUB_DOWNLOAD_KWARGS})
+    model = load_model(folder, **{k: v for k, v in kwargs.items() if k not in HUB_DOWNLOAD_KWARGS})
+    model.source_folder = Path(folder)  # where its card is, for the Space's comparison
+    return model
 
 
 def push_folder(folder, repo_id: str, *, private: bool = False, token: str | None = None) -> str:

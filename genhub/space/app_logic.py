@@ -125,6 +125,7 @@ class ModelRegistry:
     device: torch.device = field(default_factory=pick_device)
     models: dict[str, GenModel] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    folders: dict[str, Path] = field(default_factory=dict)  # where each model's card is
     notices: deque = field(default_factory=lambda: deque(maxlen=MAX_NOTICES))
     _hub_order: deque = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -159,6 +160,7 @@ class ModelRegistry:
         key = f"bundled:{folder.name}"
         self.models[key] = model
         self.labels[key] = f"{folder.name} (bundled)"
+        self.folders[key] = folder
 
     def add_hub_model(self, repo_id: str) -> tuple[str | None, str]:
         """Load a Hub model; returns (key or None, a message for the user)."""
@@ -178,11 +180,14 @@ class ModelRegistry:
         with self._lock:
             self.models[key] = model
             self.labels[key] = f"{repo_id} (Hub)"
+            if getattr(model, "source_folder", None) is not None:
+                self.folders[key] = model.source_folder
             self._hub_order.append(key)
             while len(self._hub_order) > MAX_HUB_MODELS:
                 dropped = self._hub_order.popleft()
                 self.models.pop(dropped, None)
                 self.labels.pop(dropped, None)
+                self.folders.pop(dropped, None)
         return key, f"Loaded `{repo_id}` from the Hub."
 
     def bundled_keys(self) -> list[str]:
@@ -521,3 +526,17 @@ def invert_image(model: GenModel, image) -> tuple[Image.Image, str]:
     message = (f"Projected with {result.steps} steps from 4 starts in {result.seconds:.1f} s: "
                f"pixel MSE {result.pixel_error:.4f}, loss {result.loss:.4f}.")  # fmt: skip
     return pair, message
+
+
+def compare(registry: ModelRegistry, key_a, key_b, seed, count) -> tuple[Image.Image, Image.Image, list[list[str]]]:
+    """Two models side by side: samples for the same seed and count, and the metrics their
+    cards already carry (genhub.space.compare), as rows [metric, A, B]."""
+    from genhub.space.compare import card_metrics, metrics_table
+
+    model_a, model_b = registry.get(key_a), registry.get(key_b)
+    seed, count = check_seed(seed), check_int(count, "Number of images", 1, MAX_SAMPLES)
+    grid_a, grid_b = sample_grid(model_a, seed, count), sample_grid(model_b, seed, count)
+    metrics_a = card_metrics(registry.folders[key_a]) if key_a in registry.folders else {}
+    metrics_b = card_metrics(registry.folders[key_b]) if key_b in registry.folders else {}
+    rows = metrics_table(metrics_a, metrics_b) or [["(neither card records metrics)", "-", "-"]]
+    return grid_a, grid_b, rows
