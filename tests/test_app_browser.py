@@ -183,3 +183,35 @@ def test_generator_only_model_hides_vae_features(page, app_url):
     select_vae(page)
     expect(page.locator("#sketch")).to_be_visible()
     expect(page.locator("#needs-vae")).to_be_hidden()
+
+
+def test_compare_a_direction_slider_and_invert_in_the_browser(page, app_url, screenshots, tmp_path):
+    """One click each of the new tabs, as a person would: Compare, a direction slider, Invert."""
+    page.goto(app_url)
+    select_vae(page)  # the served VAE's decoder has a linear first layer: SeFa applies
+
+    open_tab(page, "Compare")
+    page.locator("#compare-button").click()
+    wait_for_new_image(page, "#compare-image-a")
+    wait_for_new_image(page, "#compare-image-b")
+    page.locator("#compare-table").wait_for(state="visible")
+    shoot(page, screenshots, "compare")
+
+    open_tab(page, "Directions")
+    page.locator("#direction-amount input[type=range]").fill("2.5")
+    wait_for_new_image(page, "#direction-image")
+    page.locator("#direction-grid-button").click()
+    wait_for_new_image(page, "#direction-grid")
+    shoot(page, screenshots, "directions")
+
+    open_tab(page, "Invert")
+    path = tmp_path / "digit.png"
+    image = Image.new("RGB", (280, 280), "white")
+    ImageDraw.Draw(image).line([(140, 60), (150, 220)], fill="black", width=24)
+    image.save(path)
+    page.locator("#invert-input input[type=file]").set_input_files(str(path))
+    page.wait_for_timeout(500)
+    page.locator("#invert-button").click()
+    wait_for_new_image(page, "#invert-output")
+    page.wait_for_function("() => document.querySelector('#invert-loss').innerText.includes('pixel MSE')")
+    shoot(page, screenshots, "invert")
