@@ -65,7 +65,7 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
     with gr.Blocks(title="genhub: small generative models", delete_cache=(CACHE_SECONDS // 2, CACHE_SECONDS)) as demo:
         gr.Markdown(
             "# genhub: small VAEs and GANs\n"
-            "Sample, steer, interpolate and probe small generative models trained on MNIST and anime faces. "
+            "Sample, steer, interpolate and probe small generative models trained on MNIST, SVHN, anime and comic faces. "
             "Every model is a Hugging Face Hub model (`safetensors` + `config.json`)."
         )
         notices = gr.Markdown(notice_markdown(registry.notices), visible=bool(registry.notices), elem_id="notices")

@@ -202,7 +202,7 @@ def test_compare_a_direction_slider_and_invert_in_the_browser(page, app_url, scr
     wait_for_new_image(page, "#direction-image")
     page.locator("#direction-grid-button").click()
     wait_for_new_image(page, "#direction-grid")
-    shoot(page, screenshots, "directions")
+    shoot(page, screenshots, "directions-tab")
 
     open_tab(page, "Invert")
     path = tmp_path / "digit.png"
