@@ -18,7 +18,7 @@ import torch
 from genhub.assets import CHECKOUT
 from genhub.data import load_images
 from genhub.models.classifier import DigitClassifier
-from genhub.runtime import environment_summary, pick_device, seed_everything
+from genhub.runtime import environment_summary, pick_device, portable, seed_everything
 from genhub.training.base import save_json
 from genhub.training.classifier import accuracy, train_steps
 from genhub.training.cli import check_output_folder, check_positive, run_cli
@@ -33,7 +33,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy small machine)")
-    parser.add_argument("--out", default=str(CHECKOUT / "weights" / "evaluators" / "mnist-cnn"))
+    parser.add_argument("--out", default="weights/evaluators/mnist-cnn")
     args = parser.parse_args(argv)
     check_positive(parser, args, "epochs", "batch_size", "lr", "threads")
     check_output_folder(parser, args.out)
@@ -95,7 +95,7 @@ def main(argv=None) -> None:
             "hardware": environment_summary(device),
         },
     )
-    print(f"saved classifier, config and card to {out}")
+    print(f"saved classifier, config and card to {portable(str(out.resolve()), CHECKOUT)}")
 
 
 def _accuracy_result(value: float):

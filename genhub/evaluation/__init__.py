@@ -299,7 +299,9 @@ def evaluate_model(
     digit_data = family in DIGIT_DATASETS and tuple(model.image_shape) == (1, 28, 28)
     if (digit_data or family == "svhn") and classifier is None:
         classifier = load_evaluator("mnist", device=model.device)
-    samples = generate(model, min(num_samples, len(reference)) if not holdout else num_samples, seed)
+    # Held-out sets are small: all `num_samples` samples go to the memorisation check, and the first
+    # len(reference) of them to the distribution metrics. Otherwise the reference was loaded at that size.
+    samples = generate(model, num_samples if holdout else len(reference), seed)
     values, details = evaluate_images(
         samples[: len(reference)], reference.to(model.device), classifier=classifier if digit_data else None, seed=seed
     )
@@ -405,6 +407,12 @@ def evaluate_for_card(
         save_image(grid, Path(folder) / "memorisation.png")
     write_json(Path(folder) / "eval.json", evaluation)
     return with_evaluation(card_context, evaluation)
+
+
+def card_metrics(text: str) -> dict[str, str]:
+    """The metric table of a model card's "## Evaluation" section: label -> value."""
+    section = _EVALUATION_SECTION.search(text)
+    return _parse_section(section.group(0))[0] if section else {}
 
 
 def _parse_section(section: str) -> tuple[dict, list[str]]:

@@ -465,27 +465,27 @@ DIRECTION_METHODS = ("sefa", "ganspace")
 NUM_DIRECTIONS = 8
 DIRECTION_LIMIT = 5.0
 DIRECTION_STEPS = (-3, -2, -1, 0, 1, 2, 3)
-_DIRECTIONS: dict = {}  # (id(model), method) -> (k, D) directions, computed once per model
 _DIRECTIONS_LOCK = threading.Lock()
 
 
 def model_directions(model: GenModel, method) -> torch.Tensor:
-    """The model's top discovered directions by `method` ("sefa" or "ganspace"), cached."""
+    """The model's top discovered directions by `method` ("sefa" or "ganspace"), computed once
+    and kept on the model itself (so they go when the model goes)."""
     from genhub.space import directions
 
     if method not in DIRECTION_METHODS:
         raise AppInputError(f"Method must be one of {', '.join(DIRECTION_METHODS)}, got {method!r}.")
-    key = (id(model), method)
     with _DIRECTIONS_LOCK:
-        if key not in _DIRECTIONS:
+        cache = model.__dict__.setdefault("_space_directions", {})
+        if method not in cache:
             try:
                 found = (
                     directions.sefa(model, NUM_DIRECTIONS) if method == "sefa" else directions.ganspace(model, NUM_DIRECTIONS, samples=2000)
                 )
             except ValueError as error:
                 raise AppInputError(f"No {method} directions for {type(model).__name__}: {error}") from None
-            _DIRECTIONS[key] = found.to(model.device)
-        return _DIRECTIONS[key]
+            cache[method] = found.to(model.device)
+        return cache[method]
 
 
 def direction_redraw(model: GenModel, seed, method, index, amount) -> Image.Image:

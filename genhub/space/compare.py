@@ -10,13 +10,10 @@ from genhub.models.hub import GenModel
 
 def card_metrics(folder) -> dict[str, str]:
     """The metric table of a saved model's card (README.md, "## Evaluation"): label -> value."""
-    from genhub.evaluation import _EVALUATION_SECTION, _parse_section
+    from genhub.evaluation import card_metrics as metrics_of
 
     card = Path(folder) / "README.md"
-    if not card.is_file():
-        return {}
-    section = _EVALUATION_SECTION.search(card.read_text(encoding="utf-8"))
-    return _parse_section(section.group(0))[0] if section else {}
+    return metrics_of(card.read_text(encoding="utf-8")) if card.is_file() else {}
 
 
 def metrics_table(metrics_a: dict[str, str], metrics_b: dict[str, str]) -> list[list[str]]:

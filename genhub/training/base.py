@@ -31,7 +31,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -437,8 +437,6 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        from dataclasses import asdict
-
         return {
             "format": CHECKPOINT_FORMAT,
             "kind": self.kind,
