@@ -50,9 +50,11 @@ class ConvDecoder(nn.Module):
     """z -> (C, H, W) pre-activation outputs: a linear map to a small feature map, then
     stride-2 transposed convs that halve the channels and double the side (DCGAN)."""
 
-    def __init__(self, latent_dim: int, image_shape, width: int = 64, batch_norm: bool = True):
+    def __init__(self, latent_dim: int, image_shape, width: int = 64, batch_norm: bool = True, out_channels: int | None = None):
+        """`out_channels` overrides the image's channels (a feature map of that many at full size)."""
         super().__init__()
         channels, side, _ = check_image_shape(image_shape)
+        channels = out_channels or channels
         steps = num_doublings(side)
         start = base_side(side)
         top = width * 2 ** (steps - 1)

@@ -10,6 +10,11 @@ z = [z1, z2], z2 the top `hierarchy_dim` dimensions under the prior, and
 
 with q(z1|x, z2) the encoder's bottom-up guess shifted top-down by a network of z2. The decoder
 reads the whole z. `aux_hidden` is the width of these networks and of the flow's.
+
+`pixelcnn_layers` > 0 makes p(x|z) autoregressive (binary images): a gated PixelCNN of that
+many layers (`width` channels) over the pixels above and to the left, combined with the
+decoder's per-pixel output for z (genhub.models.pixelcnn). The likelihood stays one parallel
+pass; `decode` then draws the pixels one by one.
     p(z)   = N(0, I), a learned mixture of Gaussians, or a VampPrior (Tomczak & Welling 2018)
     p(x|z) = Bernoulli(sigmoid(f(z)))         binary images (binarized MNIST)
            | N(sigmoid(f(z)), sigma_c^2)      grey/RGB images, a learned scale per channel
@@ -24,6 +29,7 @@ Log-likelihoods are in nats per example, summed over pixels.
 from __future__ import annotations
 
 import math
+import zlib
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +37,7 @@ from torch import nn
 
 from genhub.models.flows import IAF
 from genhub.models.hub import GenModel, check_count
+from genhub.models.pixelcnn import PixelCNN
 from genhub.models.nets import ConvDecoder, ConvEncoder, check_image_shape, mlp
 
 LOG_2PI = math.log(2 * math.pi)
@@ -55,6 +62,7 @@ class GenVAE(GenModel):
         flow_steps: int = 0,
         aux_hidden: int = 256,
         hierarchy_dim: int = 0,
+        pixelcnn_layers: int = 0,
     ):
         super().__init__()
         if architecture not in ("mlp", "conv"):
@@ -79,16 +87,26 @@ class GenVAE(GenModel):
         # the prior) and z1 | z2 Gaussian below it; 0 is the usual one-level VAE.
         self.top_dim = int(hierarchy_dim) or latent_dim
         self.bottom_dim = latent_dim - self.top_dim
+        if isinstance(pixelcnn_layers, bool) or int(pixelcnn_layers) < 0:
+            raise ValueError(f"pixelcnn_layers must be >= 0, got {pixelcnn_layers}")
+        self.pixelcnn_layers = int(pixelcnn_layers)
+        if self.pixelcnn_layers and likelihood != "bernoulli":
+            raise ValueError("a PixelCNN decoder (pixelcnn_layers > 0) models binary pixels: it needs likelihood='bernoulli'")
+        decoder_shape = self.image_shape
+        if self.pixelcnn_layers:
+            self.pixelcnn = PixelCNN(self.image_shape[0], width, self.pixelcnn_layers)
+            decoder_shape = (self.pixelcnn.cond_channels, *self.image_shape[1:])  # t(z) and Q(z) per pixel
         # With a flow the encoder also outputs a context h (latent_dim numbers) for the IAF steps.
         self.context_dim = latent_dim if self.flow_steps else 0
         encoder_outputs = 2 * latent_dim + self.context_dim
         if architecture == "mlp":
             hidden = list(hidden_dims)
             self.encoder = nn.Sequential(nn.Flatten(), mlp([pixels, *hidden, encoder_outputs]))
-            self.decoder = nn.Sequential(mlp([latent_dim, *hidden[::-1], pixels]), nn.Unflatten(1, self.image_shape))
+            outputs = math.prod(decoder_shape)
+            self.decoder = nn.Sequential(mlp([latent_dim, *hidden[::-1], outputs]), nn.Unflatten(1, decoder_shape))
         else:
             self.encoder = ConvEncoder(self.image_shape, encoder_outputs, width=width, norm="none", activation=nn.SiLU)
-            self.decoder = ConvDecoder(latent_dim, self.image_shape, width=width, batch_norm=False)
+            self.decoder = ConvDecoder(latent_dim, self.image_shape, width=width, batch_norm=False, out_channels=decoder_shape[0])
         if self.flow_steps:
             self.flow = IAF(latent_dim, self.flow_steps, self.context_dim, int(aux_hidden))
         if self.bottom_dim:
@@ -151,11 +169,30 @@ class GenVAE(GenModel):
         return self.posterior_sample(x, torch.zeros_like(mean))[0] if self.flow_steps or self.bottom_dim else mean
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """The logits of p(x|z) for codes (N, latent_dim); with a PixelCNN they depend on x too (`log_px`)."""
+        if self.pixelcnn_layers:
+            raise ValueError("a PixelCNN decoder's logits depend on the image as well as z: use log_px(x, z) or decode(z)")
         return self.decoder(z)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Latent codes -> mean images in [0, 1] (Bernoulli probabilities or Gaussian means)."""
-        return torch.sigmoid(self.decode_logits(z))
+        """Latent codes -> mean images in [0, 1] (Bernoulli probabilities or Gaussian means).
+
+        With a PixelCNN, the pixels are drawn one by one and the result is the chain's
+        probabilities p(x_i = 1 | x_<i, z); the draws come from a generator seeded by each code,
+        so one z always gives the same image."""
+        if not self.pixelcnn_layers:
+            return torch.sigmoid(self.decode_logits(z))
+        uniforms = torch.stack([torch.rand(self.image_shape, generator=_generator_for(code)) for code in z]).to(z.device, z.dtype)
+        return self.pixelcnn.sample(self.decoder(z), uniforms)
+
+    def log_px(self, x: torch.Tensor, z: torch.Tensor, features=None) -> torch.Tensor:
+        """log p(x|z) per example for images x (N, C, H, W) and codes z (..., N, latent_dim).
+        `features`: the PixelCNN's features of x, when already computed (they do not depend on z)."""
+        cond = self.decoder(z.reshape(-1, z.shape[-1])).unflatten(0, z.shape[:-1])
+        if not self.pixelcnn_layers:
+            return self.log_likelihood(x, cond)
+        s, p = features if features is not None else self.pixelcnn.features(x)
+        return self.log_likelihood(x, self.pixelcnn.combine(s, p, *self.pixelcnn.split_cond(cond)))
 
     def log_likelihood(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """log p(x|z) per example, summed over pixels; `logits` broadcast over leading dims."""
@@ -210,27 +247,33 @@ class GenVAE(GenModel):
 
     # -- bounds ------------------------------------------------------------------------
     def elbo(self, x: torch.Tensor, eps: torch.Tensor | None = None, kl_weight: float = 1.0) -> torch.Tensor:
-        """Per-example evidence lower bound in nats, one reparameterized sample.
+        """Per-example evidence lower bound in nats, one reparameterized sample:
+        E_q[log p(x|z)] - kl_weight * KL(q(z|x) || p(z)) (`elbo_terms`).
 
-        eps: the N(0, I) draws to use (N, latent_dim); fresh ones when None. The KL term is
-        analytic for the standard prior and a one-sample estimate for the mixture priors.
-        kl_weight scales the KL term (beta-VAE); 1 gives the true bound.
+        eps: the N(0, I) draws to use (N, latent_dim); fresh ones when None. kl_weight scales
+        the KL term (beta-VAE); 1 gives the true bound.
         """
-        if self.flow_steps or self.bottom_dim:  # no closed form with a flow or a hierarchy: a one-sample KL estimate
+        reconstruction, kl = self.elbo_terms(x, eps)
+        return reconstruction - kl_weight * kl
+
+    def elbo_terms(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-example (log p(x|z), KL) of the ELBO, z = the reparameterized sample from `eps`.
+        The KL is analytic for the standard one-level prior without a flow, otherwise the
+        one-sample estimate log q(z|x) - log p(z)."""
+        if self.flow_steps or self.bottom_dim:  # no closed form with a flow or a hierarchy
             if eps is None:
                 eps = torch.randn(len(x), self.latent_dim, device=x.device)
             z, log_q = self.posterior_sample(x, eps)
-            return self.log_likelihood(x, self.decode_logits(z)) - kl_weight * (log_q - self.log_prior(z))
+            return self.log_px(x, z), log_q - self.log_prior(z)
         mean, log_var = self.encode(x)
         if eps is None:
             eps = torch.randn_like(mean)
         z = mean + (0.5 * log_var).exp() * eps
-        reconstruction = self.log_likelihood(x, self.decode_logits(z))
         if self.prior == "standard":
             kl = 0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var).sum(-1)
         else:
             kl = _log_normal(z, mean, log_var) - self.log_prior(z)
-        return reconstruction - kl_weight * kl
+        return self.log_px(x, z), kl
 
     def iwae_bound(self, x: torch.Tensor, k: int, chunk: int = 100) -> torch.Tensor:
         """Per-example importance-weighted bound log (1/k) sum_i p(x, z_i)/q(z_i|x) (Burda et al. 2016).
@@ -241,11 +284,11 @@ class GenVAE(GenModel):
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         log_weights = []
+        features = self.pixelcnn.features(x) if self.pixelcnn_layers else None  # computed once: they do not depend on z
         for start in range(0, k, chunk):
             count = min(chunk, k - start)
             z, log_q = self.posterior_sample(x, torch.randn(count, len(x), self.latent_dim, device=x.device))  # (count, N, D)
-            logits = self.decode_logits(z.flatten(0, 1)).unflatten(0, (count, len(x)))
-            log_weights.append(self.log_likelihood(x, logits) + self.log_prior(z) - log_q)
+            log_weights.append(self.log_px(x, z, features) + self.log_prior(z) - log_q)
         return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(k)
 
     @torch.no_grad()
@@ -256,6 +299,11 @@ class GenVAE(GenModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The training loss: mean negative ELBO over the batch."""
         return -self.elbo(x).mean()
+
+
+def _generator_for(code: torch.Tensor) -> torch.Generator:
+    """A CPU generator seeded by the code's float32 bytes: the same z draws the same pixels."""
+    return torch.Generator().manual_seed(zlib.crc32(code.detach().float().cpu().numpy().tobytes()))
 
 
 def _log_normal(z: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:

@@ -193,12 +193,16 @@ def parse_vae_args(argv=None, description: str | None = None) -> argparse.Namesp
     model.add_argument("--flow-steps", type=int, default=0, help="inverse autoregressive flow steps on q(z|x) (0: none)")
     model.add_argument("--hierarchy-dim", type=int, default=0, help="a two-level VAE: the top level's dimensions (0: one level)")
     model.add_argument("--aux-hidden", type=int, default=256, help="hidden units of the flow's and the hierarchy's networks")
+    model.add_argument(
+        "--pixelcnn-layers", type=int, default=0, help="an autoregressive decoder: gated PixelCNN layers (0: none; binary images)"
+    )
     model.add_argument("--image-size", type=int, default=None, help="resize images (default: the dataset's size)")
     model.add_argument("--channels", type=int, choices=[1, 3], default=None)
     optim = parser.add_argument_group("optimization")
     optim.add_argument("--lr", type=float, default=1e-3)
     optim.add_argument("--kl-warmup", type=int, default=0, help="epochs over which the KL weight ramps from 0 to 1")
     optim.add_argument("--kl-weight", type=float, default=1.0, help="final KL weight (beta); 1 trains the true ELBO")
+    optim.add_argument("--free-bits", type=float, default=0.0, help="nats: the batch's mean KL counts as at least this (0: off)")
     optim.add_argument("--train-k", type=int, default=1, help="importance samples in the training bound (1 = ELBO, >1 = IWAE)")
     optim.add_argument("--time-budget", type=float, default=None, help="stop training after this many minutes of training")
     evaluation = parser.add_argument_group("evaluation")
@@ -213,6 +217,10 @@ def parse_vae_args(argv=None, description: str | None = None) -> argparse.Namesp
     check_positive(parser, args, "latent_dim", "width", "lr", "train_k", "eval_k", "eval_limit", "time_budget", "image_size", "aux_hidden")
     if args.flow_steps < 0:
         parser.error(f"--flow-steps must be >= 0, got {args.flow_steps}")
+    if args.pixelcnn_layers < 0:
+        parser.error(f"--pixelcnn-layers must be >= 0, got {args.pixelcnn_layers}")
+    if not (args.free_bits >= 0 and math.isfinite(args.free_bits)):
+        parser.error(f"--free-bits must be >= 0 nats, got {args.free_bits}")
     if not 0 <= args.hierarchy_dim < args.latent_dim:
         parser.error(f"--hierarchy-dim must be in [0, --latent-dim), got {args.hierarchy_dim}")
     if any(h < 1 for h in args.hidden):

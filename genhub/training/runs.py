@@ -131,6 +131,7 @@ def vae_settings(args) -> VAESettings:
         kl_weight=args.kl_weight,
         kl_warmup=args.kl_warmup,
         train_k=args.train_k,
+        free_bits=getattr(args, "free_bits", 0.0),
         progress=not getattr(args, "no_progress", False),
         save_every=getattr(args, "save_every", 1),
     )
@@ -150,6 +151,7 @@ def build_vae(args, train: torch.Tensor) -> GenVAE:
         flow_steps=getattr(args, "flow_steps", 0),
         hierarchy_dim=getattr(args, "hierarchy_dim", 0),
         aux_hidden=getattr(args, "aux_hidden", 256),
+        pixelcnn_layers=getattr(args, "pixelcnn_layers", 0),
     )
 
 
@@ -218,6 +220,7 @@ def package_vae(
     train_minutes = history[-1]["minutes"]
     metrics = {
         "validation_neg_elbo": round(-best["val_elbo"], 2),
+        "validation_kl": round(best["val_kl"], 2) if best.get("val_kl") is not None else None,
         f"validation_nll_iwae_k{args.eval_k}": round(nll["nll"], 2),
         "nll_standard_error": round(nll["nll_stderr"], 3),
         "nll_images": len(eval_set),
@@ -245,6 +248,7 @@ def package_vae(
             "schedule": "Adam, cosine decay over the budget (epochs or time)",
             "KL weight": args.kl_weight,
             "KL warm-up epochs": args.kl_warmup,
+            "free bits (nats)": getattr(args, "free_bits", 0.0),
             "training bound k": args.train_k,
             **_holdout_row(args),
             "seed": args.seed,
@@ -253,6 +257,7 @@ def package_vae(
         },
         "metrics": {
             f"validation -ELBO ({val_split}, {len(validation)} images, nats)": f"{-best['val_elbo']:.2f}",
+            **({"validation KL(q(z|x) || p(z)) (nats)": f"{best['val_kl']:.2f}"} if best.get("val_kl") is not None else {}),
             nll_label: f"{nll['nll']:.2f}",
             "standard error of that NLL over images (nats)": f"{nll['nll_stderr']:.2f}",
         },

@@ -7,7 +7,10 @@
 
 A step is one Adam update on the negative bound of a batch in [0, 1]: the ELBO with the KL
 term weighted by beta (`kl_weight`, ramped up linearly over the first `kl_warmup` epochs), or
-the k-sample IWAE bound when `train_k` > 1. The learning rate decays on a cosine from `lr` to 0
+the k-sample IWAE bound when `train_k` > 1. Free bits (`free_bits`, Kingma et al. 2016) keep a
+strong decoder (a PixelCNN) from ignoring z: the batch's mean KL enters the loss as
+max(KL, free_bits), so below that many nats the encoder is not pushed towards the prior. The
+KL is logged (train and validation), so a reader sees how much the latent is used. The learning rate decays on a cosine from `lr` to 0
 over the budget (whichever of its epochs, steps or seconds runs out first), so a time-budgeted
 run anneals too. A run resumed with the budget it was started with continues exactly; resumed
 with a larger one, the rest of its schedule stretches to the new end. After every epoch the
@@ -41,6 +44,7 @@ class VAESettings(Settings):
     kl_weight: float = 1.0  # beta; 1 trains the true ELBO
     kl_warmup: int = 0  # epochs over which the KL weight ramps from 0 to kl_weight
     train_k: int = 1  # importance samples in the training bound (1 = ELBO)
+    free_bits: float = 0.0  # nats: the batch's mean KL counts as at least this much (0: off)
     schedule: str = "cosine"  # "cosine" over the budget, or "constant"
 
     def check(self) -> None:
@@ -49,6 +53,8 @@ class VAESettings(Settings):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
         if not (self.kl_weight >= 0 and math.isfinite(self.kl_weight)):
             raise ValueError(f"kl_weight must be >= 0, got {self.kl_weight}")
+        if not (self.free_bits >= 0 and math.isfinite(self.free_bits)):
+            raise ValueError(f"free_bits must be >= 0 nats, got {self.free_bits}")
         if self.kl_warmup < 0 or self.train_k < 1:
             raise ValueError(f"kl_warmup must be >= 0 and train_k >= 1, got {self.kl_warmup} and {self.train_k}")
         if self.schedule not in ("cosine", "constant"):
@@ -56,13 +62,15 @@ class VAESettings(Settings):
 
 
 @torch.no_grad()
-def mean_elbo(model: GenVAE, images: torch.Tensor, batch_size: int = 1000) -> float:
-    """The mean ELBO (nats per image) of uint8 `images`, in eval mode."""
+def mean_elbo_terms(model: GenVAE, images: torch.Tensor, batch_size: int = 1000) -> tuple[float, float]:
+    """The mean ELBO and mean KL(q(z|x) || p(z)) (nats per image) of uint8 `images`, in eval mode."""
+    elbo = kl = 0.0
     with eval_mode(model):
-        total = sum(
-            model.elbo(to_unit_range(images[i : i + batch_size].to(model.device))).sum().item() for i in range(0, len(images), batch_size)
-        )
-    return total / len(images)
+        for i in range(0, len(images), batch_size):
+            reconstruction, divergence = model.elbo_terms(to_unit_range(images[i : i + batch_size].to(model.device)))
+            elbo += (reconstruction - divergence).sum().item()
+            kl += divergence.sum().item()
+    return elbo / len(images), kl / len(images)
 
 
 def save_epoch_images(model: GenVAE, validation: torch.Tensor, prefix: Path, seed: int = 0) -> None:
@@ -111,20 +119,26 @@ class VAETrainer(Trainer):
         if settings.schedule == "cosine":
             for group in self.optimizer.param_groups:
                 group["lr"] = settings.lr * 0.5 * (1 + math.cos(math.pi * self.progress_fraction()))
-        bound = self.model.iwae_bound(x, settings.train_k) if settings.train_k > 1 else self.model.elbo(x, kl_weight=self.kl_weight())
-        loss = -bound.mean()
+        logs = {}
+        if settings.train_k > 1:
+            loss = -self.model.iwae_bound(x, settings.train_k).mean()
+        else:
+            reconstruction, kl = self.model.elbo_terms(x)
+            kl_term = kl.mean().clamp(min=settings.free_bits) if settings.free_bits else kl.mean()
+            loss = -reconstruction.mean() + self.kl_weight() * kl_term
+            logs["kl"] = kl.mean().detach()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.optimizer_steps += 1
         if self.ema is not None:
             self.update_ema()
-        return {"loss": loss.detach()}
+        return {"loss": loss.detach(), **logs}
 
     def end_of_epoch(self, summary: dict[str, float]) -> None:
         """Validation ELBO; with `out`: the best model, the history, the images and the checkpoint."""
         model = self.ema if self.ema is not None else self.model
-        val_elbo = mean_elbo(model, self.validation)
+        val_elbo, val_kl = mean_elbo_terms(model, self.validation)
         improved = val_elbo > self.best_elbo
         self.best_elbo = max(self.best_elbo, val_elbo)
         self.epoch_log.append(
@@ -132,6 +146,8 @@ class VAETrainer(Trainer):
                 "epoch": self.epoch,
                 "train_loss": summary.get("loss"),
                 "val_elbo": val_elbo,
+                "val_kl": val_kl,
+                "train_kl": summary.get("kl"),
                 "best": improved,
                 "minutes": self.train_seconds / 60,
             }
@@ -145,7 +161,8 @@ class VAETrainer(Trainer):
                 self.save_checkpoint(self.out / CHECKPOINT_NAME)
         loss = summary.get("loss", float("nan"))
         print(
-            f"epoch {self.epoch}: train loss {loss:.2f}, validation -ELBO {-val_elbo:.2f}{' (best)' if improved else ''}, "
+            f"epoch {self.epoch}: train loss {loss:.2f}, validation -ELBO {-val_elbo:.2f} (KL {val_kl:.2f})"
+            f"{' (best)' if improved else ''}, "
             f"{self.train_seconds / 60:.1f} min",
             flush=True,
         )
