@@ -37,8 +37,8 @@ from torch import nn
 
 from genhub.models.flows import IAF
 from genhub.models.hub import GenModel, check_count
-from genhub.models.pixelcnn import PixelCNN
 from genhub.models.nets import ConvDecoder, ConvEncoder, check_image_shape, mlp
+from genhub.models.pixelcnn import PixelCNN
 
 LOG_2PI = math.log(2 * math.pi)
 PRIORS = ("standard", "mog", "vamp")
