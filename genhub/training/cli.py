@@ -205,6 +205,12 @@ def parse_vae_args(argv=None, description: str | None = None) -> argparse.Namesp
     optim.add_argument("--free-bits", type=float, default=0.0, help="nats: the batch's mean KL counts as at least this (0: off)")
     optim.add_argument("--train-k", type=int, default=1, help="importance samples in the training bound (1 = ELBO, >1 = IWAE)")
     optim.add_argument("--time-budget", type=float, default=None, help="stop training after this many minutes of training")
+    optim.add_argument(
+        "--budget-clock",
+        choices=["wall", "process"],
+        default="wall",
+        help="the --time-budget's clock: wall time, or this process's CPU time (fair on a shared CPU; 2 threads count twice)",
+    )
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--val-split", default="auto", help="validation split (auto: validation, else test, else 5%% of train)")
     evaluation.add_argument("--eval-k", type=int, default=1000, help="importance samples for the final NLL estimate")
