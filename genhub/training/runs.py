@@ -195,8 +195,8 @@ def train_vae(args, *, command: str | None = None, card_extra: dict | None = Non
             flush=True,
         )
         seconds = args.time_budget * 60 if args.time_budget else None
-        clock = getattr(args, "budget_clock", "wall")
-        trainer.fit(train, args.epochs, seconds=seconds, clock=clock, validation=validation, stop_inside_epoch=False)  # every epoch is validated
+        clock = getattr(args, "budget_clock", "wall")  # every epoch is validated, so the budget stops between epochs
+        trainer.fit(train, args.epochs, seconds=seconds, clock=clock, validation=validation, stop_inside_epoch=False)
     return package_vae(args, train, validation, val_split, out, device, trainer=trainer, card_extra=card_extra)
 
 
