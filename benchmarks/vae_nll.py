@@ -86,7 +86,8 @@ def run_variant(name: str, args) -> dict:
         out=str(out),
         resume=resume,
         eval_only=eval_only,
-        no_eval=True,  # the likelihood is what this table measures
+        no_eval=False,
+        eval_samples=0,  # the likelihood is what this table measures, not sample metrics
         no_progress=True,
     )
     command = f"python benchmarks/vae_nll.py --variants {name} --minutes {args.minutes:g} --k {args.k}"

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genhub.models.nets import mlp
-from genhub.objectives.penalties import clip_weights, gradient_penalty
+from genhub.objectives.penalties import clip_weights, gradient_penalty, interpolation_points
 
 Sampler = Callable[[int], torch.Tensor]
 LOG2 = math.log(2.0)
@@ -321,8 +321,7 @@ def estimate_w1(
 
 def mean_gradient_norm(critic: nn.Module, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """Mean |grad f| at random points between paired samples of P and Q."""
-    weight = torch.rand((p.shape[0],) + (1,) * (p.dim() - 1), device=p.device, dtype=p.dtype)
-    between = (weight * p + (1 - weight) * q).requires_grad_(True)
+    between = interpolation_points(p, q)
     (grad,) = torch.autograd.grad(critic(between).sum(), between)
     return grad.flatten(1).norm(dim=1).mean().detach()
 

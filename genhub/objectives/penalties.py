@@ -7,13 +7,19 @@ import torch
 from torch import nn
 
 
+def interpolation_points(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """x_hat = a x + (1 - a) x~ with a ~ U(0, 1) per pair, detached and requiring grad: the
+    points where the gradient penalty (and the divergence lab's gradient norm) look at f."""
+    alpha = torch.rand(len(real), *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    return (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+
+
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, *, one_sided: bool = False) -> torch.Tensor:
     """E[(||grad_x f(x_hat)||_2 - 1)^2] at random points x_hat between paired real and fake
     samples (WGAN-GP, Gulrajani et al. 2017); `one_sided` penalises only norms above 1
     (Petzka et al. 2018). The graph is kept (create_graph) so the penalty trains the critic;
     the norms are taken in float32, also under bf16 autocast."""
-    alpha = torch.rand(len(real), *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-    between = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    between = interpolation_points(real, fake)
     scores = critic(between)
     (gradients,) = torch.autograd.grad(scores.sum(), between, create_graph=True)
     excess = gradients.float().flatten(1).norm(2, dim=1) - 1

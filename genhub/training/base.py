@@ -21,6 +21,11 @@ machine). Time spent in callbacks, checkpoints and sample grids is not training 
 Logged losses stay on the device and reach the host in one transfer every `check_every`
 steps; a NaN or inf there stops training with `TrainingDiverged`, and the checkpoint on disk
 stays the last good one.
+
+With `distributed` (genhub.training.distributed, accelerate underneath) the same loop runs
+data-parallel on N processes: `batch_size` is the global batch, the data is sharded, every rank
+has its own noise seed, and only the main process keeps the EMA and writes grids, checkpoints
+and tracker logs. Without it, nothing of accelerate is imported.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from genhub.runtime import atomic_write, pick_device
+from genhub.training.distributed import Distributed
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
@@ -207,14 +213,21 @@ class Trainer:
     kind = "base"
     drop_last = True  # a partial last batch is dropped (GANs) or trained on (VAEs)
 
-    def __init__(self, model: nn.Module, settings: Settings, out=None, device="cpu", callbacks=()):
+    def __init__(self, model: nn.Module, settings: Settings, out=None, device="cpu", callbacks=(), distributed: Distributed | None = None):
         settings.check()
         self.settings = settings
-        self.device = pick_device(device) if isinstance(device, str) else torch.device(device)
+        self.distributed = distributed or Distributed()
+        self.local_batch_size = self.distributed.local_batch_size(settings.batch_size)
+        if self.distributed.device is not None:
+            self.device = self.distributed.device
+        else:
+            self.device = pick_device(device) if isinstance(device, str) else torch.device(device)
         self.model = model.to(self.device).train()
         # The EMA copy (sampling and Hub weights): w <- d w + (1 - d) w_model after every step, with the
         # warm-up d_t = min(decay, (1 + t) / (10 + t)) so short runs are not dominated by the random init.
-        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False) if settings.ema_decay is not None else None
+        # Data-parallel, every process holds the same weights after a step: the main process alone keeps it.
+        keep_ema = settings.ema_decay is not None and self.distributed.is_main
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False) if keep_ema else None
         self.out = Path(out) if out is not None else None
         self.callbacks: list[Callback] = list(callbacks)
         self.epoch = 0  # finished epochs
@@ -231,6 +244,12 @@ class Trainer:
         self._budget: Budget | None = None
         self._batches = 0
         self._stop_inside_epoch = True
+        self._agreed = (0.0, False)  # data-parallel: the training time and stop request all processes agreed on
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes outputs (always, unless data-parallel on rank > 0)."""
+        return self.distributed.is_main
 
     # -- what a subclass provides -------------------------------------------------------------
     @property
@@ -267,11 +286,13 @@ class Trainer:
             )
         if len(images) < self.settings.batch_size:
             raise ValueError(f"only {len(images)} training images, fewer than one batch of {self.settings.batch_size}")
-        return images.to(self.device)
+        return self.distributed.shard(images).to(self.device)
 
     @torch.no_grad()
     def update_ema(self) -> None:
         """Move the EMA weights towards the model's; buffers (batch-norm statistics) are copied."""
+        if self.ema is None:  # no EMA, or not the main process of a data-parallel run
+            return
         decay = min(self.settings.ema_decay, (1 + self.steps_done) / (10 + self.steps_done))
         torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1 - decay)
         for ema_buffer, buffer in zip(self.ema.buffers(), self.model.buffers()):
@@ -282,9 +303,22 @@ class Trainer:
 
     # -- time -------------------------------------------------------------------------------------
     def elapsed(self) -> float:
-        """Training seconds so far on the current clock (past fits included)."""
+        """Training seconds so far on the current clock (past fits included); data-parallel, the
+        time all processes agreed on at the last check (so they share schedules and stops)."""
+        if self.distributed.active:
+            return self._agreed[0]
+        return self._local_elapsed()
+
+    def _local_elapsed(self) -> float:
         running = self._clock() - self._segment_start if self._segment_start is not None else 0.0
         return self.train_seconds + running
+
+    def _agree(self) -> None:
+        """Data-parallel: agree on the training time and on a stop request (the largest over processes)."""
+        if self.distributed.active:
+            seconds, stop = self.distributed.agree([self._local_elapsed(), float(self.stop_requested)])
+            self._agreed = (seconds, bool(stop))
+            self.stop_requested = bool(stop)
 
     @contextlib.contextmanager
     def paused(self):
@@ -319,7 +353,7 @@ class Trainer:
             (budget.epochs and self.epoch >= budget.epochs)
             or (budget.steps and self.steps_done >= budget.steps)
             or (budget.seconds and self.elapsed() >= budget.seconds)
-            or self.stop_requested
+            or (self._agreed[1] if self.distributed.active else self.stop_requested)
         )
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -343,26 +377,34 @@ class Trainer:
         callbacks = [*self.callbacks, *callbacks]
         self._budget, self._clock, self.stop_requested = budget, CLOCKS[budget.clock], False
         self._stop_inside_epoch = stop_inside_epoch
-        self._batches = len(data) // self.settings.batch_size if self.drop_last else math.ceil(len(data) / self.settings.batch_size)
+        local = self.local_batch_size
+        self._batches = len(data) // local if self.drop_last else math.ceil(len(data) / local)
+        if not self.is_main:  # callbacks (evaluation points, early stopping) run once, on the main process
+            callbacks = []
         self._segment_start = self._clock()
         try:
             for callback in callbacks:
                 callback.on_fit_start(self)
+            self._agree()
             while not self._spent(budget):
                 self._run_epoch(data, budget, callbacks)
+                self._agree()
             for callback in callbacks:
                 callback.on_fit_end(self)
         finally:
             with self.paused():
                 pass
             self._segment_start = None
+        self.distributed.barrier()
         return self.history
 
     def _run_epoch(self, data: torch.Tensor, budget: Budget, callbacks) -> None:
-        batch_size, epoch = self.settings.batch_size, self.epoch
+        batch_size, epoch, distributed = self.local_batch_size, self.epoch, self.distributed
         torch.manual_seed(self.settings.seed * 1_000_003 + epoch)
         order = torch.randperm(len(data), device=self.device)
-        if self.position and self._rng_state is not None:  # resumed inside this epoch
+        if distributed.active:  # every process its own noise; a resumed one reseeds where it restarts
+            torch.manual_seed(((self.settings.seed * 1_000_003 + epoch) * 10_007 + self.position) * 1_009 + distributed.rank + 1)
+        elif self.position and self._rng_state is not None:  # resumed inside this epoch: replay it exactly
             _set_rng_state(self._rng_state, self.device)
         self._rng_state = None
         pending: list[dict[str, torch.Tensor]] = []
@@ -388,6 +430,8 @@ class Trainer:
                 bar.set_postfix({k: f"{v:.3f}" for k, v in rows[-1].items() if k not in ("step", "epoch")})
             for callback in callbacks:
                 callback.on_step_end(self)
+            if distributed.active and self.position % self.settings.check_every == 0:
+                self._agree()
             if self._stop_inside_epoch and self.position < self._batches and self._spent(budget):
                 break
         bar.close()
@@ -395,22 +439,25 @@ class Trainer:
             rows += self._record(pending)
         if self.position < self._batches:  # stopped inside the epoch: keep the place for an exact resume
             self._rng_state = _get_rng_state(self.device)
-            if self.out is not None:
+            if self.out is not None and self.is_main:
                 with self.paused():
                     self.save_checkpoint(self.out / CHECKPOINT_NAME)
             return
         self.epoch, self.position = epoch + 1, 0
+        self._agree()  # every process must agree whether this epoch is the budget's last
         keys = [k for k in (rows[0] if rows else {}) if k not in ("step", "epoch")]
         summary = {k: sum(row[k] for row in rows) / len(rows) for k in keys}
-        with self.paused():
-            self.end_of_epoch(summary)
-            for callback in callbacks:
-                callback.on_epoch_end(self)
+        if self.is_main:
+            with self.paused():
+                self.end_of_epoch(summary)
+                for callback in callbacks:
+                    callback.on_epoch_end(self)
 
     def _record(self, pending: list[dict[str, torch.Tensor]]) -> list[dict[str, float]]:
         """Move a block of logged tensors to the host in one transfer; stop on NaN/inf."""
         keys = list(pending[0])
-        values = torch.stack([torch.stack([row[k].detach().float().reshape(()) for k in keys]) for row in pending]).tolist()
+        values = torch.stack([torch.stack([row[k].detach().float().reshape(()) for k in keys]) for row in pending])
+        values = self.distributed.mean(values).tolist()  # data-parallel: the mean over processes, one collective
         first_step = self.steps_done - len(pending) + 1
         rows = []
         for offset, row in enumerate(values):
@@ -430,6 +477,7 @@ class Trainer:
         for row in rows:
             for key, value in row.items():
                 self.history.setdefault(key, []).append(value)
+            self.distributed.log({k: v for k, v in row.items() if k not in ("step", "epoch")}, step=row["step"])
         return rows
 
     def describe(self) -> str:

@@ -14,6 +14,7 @@ from genhub.models.gan import ARCHITECTURES
 from genhub.models.hub import GenModel, PushError, push_folder
 from genhub.objectives import OBJECTIVES, get_objective
 from genhub.runtime import pick_device
+from genhub.training.distributed import TRACKERS, is_main_process
 from genhub.training.recipes import add_recipe_argument, parse_with_recipe, read_recipe
 
 
@@ -32,7 +33,12 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, dataset: str, epoch
         "measure memorisation: for small sets with no test split (svhn, comic-faces)",
     )
     group.add_argument("--epochs", type=int, default=epochs)
-    group.add_argument("--batch-size", type=int, default=batch_size)
+    group.add_argument(
+        "--batch-size",
+        type=int,
+        default=batch_size,
+        help="the global batch: under `accelerate launch --num_processes N` each process takes batch-size / N of it",
+    )
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     group.add_argument("--out", default=out, help="output folder: grids, checkpoints and the final model")
@@ -47,6 +53,17 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, dataset: str, epoch
     )
     group.add_argument("--no-progress", action="store_true", help="no progress bar (log files)")
     group.add_argument("--save-every", type=int, default=1, help="epochs between sample grids and checkpoints (the last always saves)")
+    scale = parser.add_argument_group("many devices and experiment tracking (accelerate)")
+    scale.add_argument(
+        "--sync-bn", action="store_true", help="data-parallel: batch norm over the global batch, not each process's part of it"
+    )
+    scale.add_argument(
+        "--report-to",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        default=None,
+        help=f"trackers for losses, metrics and sample grids, comma-separated: {', '.join(TRACKERS)}, all (whatever is "
+        "installed) or none (the default); logs of local trackers go to --out",
+    )
     hub = parser.add_argument_group("Hugging Face Hub")
     hub.add_argument("--push", action="store_true", help="push the final model and its card to the Hub")
     hub.add_argument("--repo-id", default=None, help="Hub repository, e.g. user/vae-mnist (required with --push)")
@@ -124,6 +141,8 @@ def finish(model: GenModel, folder: Path, card: dict, args: argparse.Namespace, 
 
     A failed push prints why and exits with status 2; the local save is complete by then.
     """
+    if not is_main_process():  # a data-parallel run's other processes trained; the main one saves and pushes
+        return
     folder = Path(folder)
     repo_id = repo_id or args.repo_id
     if args.push:

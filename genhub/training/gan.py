@@ -14,6 +14,12 @@ augmented images: real and fake in the critic step (its gradient penalty include
 generated batch in the generator step, gradients flowing back through the augmentation.
 On CUDA the forward passes run under bf16 autocast. The loop, the budget, exact resume, the
 EMA and the NaN guard are genhub.training.base's.
+
+Data-parallel (`distributed`, genhub.training.distributed): the generator and the critic are
+wrapped in DistributedDataParallel for the step, so their gradients (the penalty's included)
+are averaged over the processes; the generator step calls the critic unwrapped, since it needs
+no critic gradients. Numbers an objective learns from its batches (BEGAN's k, MAGAN's margin,
+Fisher's multiplier) are averaged over the processes after every critic step.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from genhub.objectives import Objective, get_objective
 from genhub.runtime import atomic_write, save_image
 from genhub.training.augment import DiffAugment
 from genhub.training.base import CHECKPOINT_NAME, CheckpointError, Settings, Trainer, TrainingDiverged, read_checkpoint_state
+from genhub.training.distributed import Distributed
 
 __all__ = ["CHECKPOINT_NAME", "CheckpointError", "GANTrainer", "TrainSettings", "TrainingDiverged", "read_checkpoint", "refresh_batch_norm"]
 
@@ -68,6 +75,7 @@ class GANTrainer(Trainer):
         settings: TrainSettings | None = None,
         device="cpu",
         callbacks=(),
+        distributed: Distributed | None = None,
     ):
         settings = settings or TrainSettings()
         self.objective = get_objective(objective) if isinstance(objective, str) else objective
@@ -76,7 +84,7 @@ class GANTrainer(Trainer):
             raise ValueError(f"n_critic must be positive, got {self.n_critic}")
         if tuple(critic.image_shape) != tuple(model.image_shape):
             raise ValueError(f"critic sees {critic.image_shape} images but the generator makes {model.image_shape}")
-        super().__init__(model, settings, out=out, device=device, callbacks=callbacks)
+        super().__init__(model, settings, out=out, device=device, callbacks=callbacks, distributed=distributed)
         self.critic = critic.to(self.device).train()
         critic_lr = self.objective.optimizer.lr if settings.lr is None else settings.lr
         self.optimizer_g = self.objective.optimizer.build(self.model.parameters(), critic_lr * settings.generator_lr_scale)
@@ -87,6 +95,9 @@ class GANTrainer(Trainer):
         self.use_autocast = self.device.type == "cuda"
         # The critic only ever sees T(x), real and generated alike (DiffAugment); identity without.
         self.augment = DiffAugment(settings.augment, settings.augment_p) if settings.augment else (lambda images: images)
+        # What the step calls: the networks themselves, or their DistributedDataParallel wrappers.
+        self.step_generator = self.distributed.wrap(self.model)
+        self.step_critic = self.distributed.wrap(self.critic)
 
     @property
     def steps_done(self) -> int:
@@ -99,20 +110,24 @@ class GANTrainer(Trainer):
         return f"objective {self.objective.name!r}"
 
     # -- training -------------------------------------------------------------------------
-    def step(self, real: torch.Tensor) -> dict[str, torch.Tensor] | None:
+    def step(self, real: torch.Tensor, noise: torch.Tensor | None = None) -> dict[str, torch.Tensor] | None:
         """One critic update on `real` (in [-1, 1]), plus a generator update every n_critic-th
-        call. Returns the logs (tensors) after a generator update, else None."""
+        call. Returns the logs (tensors) after a generator update, else None. `noise` (default:
+        fresh N(0, I) codes) makes the step reproducible from outside."""
         generator_turn = (self.critic_steps + 1) % self.n_critic == 0
-        noise = torch.randn(len(real), self.model.latent_dim, device=self.device)
+        if noise is None:
+            noise = torch.randn(len(real), self.model.latent_dim, device=self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_autocast):
             with torch.set_grad_enabled(generator_turn):
-                fake = self.model(noise)
+                fake = self.step_generator(noise)
             real = self.augment(real)
-            critic_loss, logs = self.objective.critic_step_loss(self.critic, real, self.augment(fake.detach()))
+            critic_loss, logs = self.objective.critic_step_loss(self.step_critic, real, self.augment(fake.detach()))
         self.optimizer_d.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.optimizer_d.step()
         self.objective.after_critic_step(self.critic)
+        if self.distributed.active and self.objective.state_fields:
+            self._average_objective_state()
         self.critic_steps += 1
         if not generator_turn:
             return None
@@ -126,6 +141,13 @@ class GANTrainer(Trainer):
         self.generator_steps += 1
         self.update_ema()
         return {**logs, **generator_logs}
+
+    def _average_objective_state(self) -> None:
+        state = self.objective.state_dict()
+        names = [name for name, value in state.items() if value is not None]
+        if names:
+            values = self.distributed.mean(torch.tensor([float(state[name]) for name in names], dtype=torch.float64, device=self.device))
+            self.objective.load_state_dict({**state, **dict(zip(names, values.tolist()))})
 
     def end_of_epoch(self, summary: dict[str, float]) -> None:
         """Print the epoch's mean losses; with `out`, write the grid, the checkpoint and the loss plot."""
@@ -151,7 +173,9 @@ class GANTrainer(Trainer):
         model = self.sampling_model()
         images = model.decode(self.fixed_noise)
         scale = 2 if model.image_shape[1] <= 32 else 1
-        save_image(model.grid(images, scale=scale), path)
+        grid = model.grid(images, scale=scale)
+        save_image(grid, path)
+        self.distributed.log_image("samples", grid, step=self.generator_steps)
         return path
 
     def plot_losses(self, path) -> None:
@@ -197,7 +221,7 @@ class GANTrainer(Trainer):
         }
 
     @classmethod
-    def from_checkpoint(cls, path, out=None, device="cpu", progress: bool = True) -> GANTrainer:
+    def from_checkpoint(cls, path, out=None, device="cpu", progress: bool = True, distributed: Distributed | None = None) -> GANTrainer:
         """Rebuild networks, optimizers, counters and history from a checkpoint, ready to `fit` on."""
         state = read_checkpoint(path)
         settings = TrainSettings(**{**state["settings"], "progress": progress})
@@ -205,10 +229,17 @@ class GANTrainer(Trainer):
             model = MODEL_CLASSES[state["model_class"]](**state["model_config"])
             critic = critic_from_config(state["critic_config"])
             trainer = cls(
-                model, critic, state["objective"], out=out if out is not None else Path(path).parent, settings=settings, device=device
+                model,
+                critic,
+                state["objective"],
+                out=out if out is not None else Path(path).parent,
+                settings=settings,
+                device=device,
+                distributed=distributed,
             )
             trainer.model.load_state_dict(state["generator"])
-            trainer.ema.load_state_dict(state["ema_generator"])
+            if trainer.ema is not None:
+                trainer.ema.load_state_dict(state["ema_generator"])
             trainer.critic.load_state_dict(state["critic"])
             trainer.optimizer_g.load_state_dict(state["optimizer_g"])
             trainer.optimizer_d.load_state_dict(state["optimizer_d"])

@@ -31,6 +31,7 @@ from genhub.models.vae import GenVAE
 from genhub.objectives import get_objective
 from genhub.runtime import atomic_write, environment_summary, pick_device, portable, save_image, seed_everything
 from genhub.training.base import CHECKPOINT_NAME, save_json
+from genhub.training.distributed import Distributed
 from genhub.training.gan import GANTrainer, TrainSettings, read_checkpoint
 from genhub.training.vae import BEST_FOLDER, HISTORY_NAME, VAESettings, VAETrainer
 from genhub.training.vae import read_checkpoint as read_vae_checkpoint
@@ -74,6 +75,7 @@ class Run:
     metrics: dict = field(default_factory=dict)
     trainer: GANTrainer | VAETrainer | None = None
     num_train: int = 0
+    main: bool = True  # False on a data-parallel run's other processes: nothing was saved there
 
 
 def dataset_card(dataset, split: str, num_train: int) -> dict:
@@ -101,6 +103,33 @@ def recipe_card(args) -> dict:
 def set_threads(args) -> None:
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
+
+
+def distributed_for(args, out: Path) -> Distributed:
+    """The processes and trackers of a run: `accelerate launch` starts several, `--report-to`
+    names trackers (their logs go to out/), `--sync-bn` synchronises batch norm."""
+    distributed = Distributed.create(
+        args.device, report_to=getattr(args, "report_to", None) or [], sync_bn=getattr(args, "sync_bn", False), logging_dir=out
+    )
+    distributed.start_tracking(out.name, _jsonable(vars(args)))
+    return distributed
+
+
+def log_card_metrics(distributed: Distributed, card: dict, step: int) -> None:
+    """The card's numeric metrics (FD, precision, NLL, ...) to the trackers, once, at the end."""
+    values = {}
+    for name, value in (card.get("metrics") or {}).items():
+        try:
+            values[f"eval/{name}"] = float(value)
+        except (TypeError, ValueError):
+            continue
+    distributed.log(values, step=step)
+    distributed.end()
+
+
+def _not_main(trainer, out: Path) -> Run:
+    """What a data-parallel run's other processes return: the trained weights, no files."""
+    return Run(model=trainer.model, folder=out / MODEL_FOLDER, card={}, trainer=trainer, main=False)
 
 
 # -- the VAE -----------------------------------------------------------------------------------
@@ -164,8 +193,9 @@ def train_vae(args, *, command: str | None = None, card_extra: dict | None = Non
     seed, device, out, resume, eval_only, eval_k, eval_limit, eval_samples, no_eval."""
     set_threads(args)
     seed_everything(args.seed)
-    device = pick_device(args.device)
     out = Path(args.out)
+    distributed = distributed_for(args, out) if not args.eval_only else Distributed()
+    device = distributed.device or pick_device(args.device)
     checkpoint = out / CHECKPOINT_NAME
     if not args.eval_only and not args.resume and (checkpoint.exists() or (out / BEST_FOLDER).exists()):
         raise ValueError(
@@ -181,10 +211,11 @@ def train_vae(args, *, command: str | None = None, card_extra: dict | None = Non
         trainer = None
     else:
         if args.resume:
-            trainer = VAETrainer.from_checkpoint(checkpoint, out=out, device=device, progress=not getattr(args, "no_progress", False))
+            progress = not getattr(args, "no_progress", False)
+            trainer = VAETrainer.from_checkpoint(checkpoint, out=out, device=device, progress=progress, distributed=distributed)
             print(f"resumed {checkpoint} at epoch {trainer.epoch}; model and optimizer options come from the checkpoint")
         else:
-            trainer = VAETrainer(build_vae(args, train), out=out, settings=vae_settings(args), device=device)
+            trainer = VAETrainer(build_vae(args, train), out=out, settings=vae_settings(args), device=device, distributed=distributed)
             trainer.run_info = run_info(args)
         if command:
             trainer.commands.append(command)
@@ -197,13 +228,19 @@ def train_vae(args, *, command: str | None = None, card_extra: dict | None = Non
         seconds = args.time_budget * 60 if args.time_budget else None
         clock = getattr(args, "budget_clock", "wall")  # every epoch is validated, so the budget stops between epochs
         trainer.fit(train, args.epochs, seconds=seconds, clock=clock, validation=validation, stop_inside_epoch=False)
-    return package_vae(args, train, validation, val_split, out, device, trainer=trainer, card_extra=card_extra)
+        if not distributed.is_main:
+            return _not_main(trainer, out)
+    run = package_vae(args, train, validation, val_split, out, device, trainer=trainer, card_extra=card_extra)
+    log_card_metrics(distributed, run.card, step=trainer.optimizer_steps if trainer is not None else 0)
+    return run
 
 
 def package_vae(
     args, train, validation, val_split: str, out: Path, device, trainer: VAETrainer | None = None, card_extra: dict | None = None
 ) -> Run:
-    """Load out/best, estimate its NLL, evaluate it, and save it with its card to out/model."""
+    """Load out/best, estimate its NLL, evaluate it, and save it with its card to out/model.
+    `args.no_eval` skips the evaluation (the NLL and the sample metrics: the card then reports
+    the validation -ELBO only); `args.eval_samples` 0 skips the sample metrics alone."""
     import json
 
     try:
@@ -217,19 +254,18 @@ def package_vae(
     model = GenVAE.from_pretrained(out / BEST_FOLDER).to(device)
     eval_set = validation[: args.eval_limit] if args.eval_limit else validation
     eval_start = time.time()
-    nll = iwae_nll(model, to_unit_range(eval_set), k=args.eval_k, seed=args.seed)
+    nll = None if args.no_eval else iwae_nll(model, to_unit_range(eval_set), k=args.eval_k, seed=args.seed)
     train_minutes = history[-1]["minutes"]
     metrics = {
         "validation_neg_elbo": round(-best["val_elbo"], 2),
         "validation_kl": round(best["val_kl"], 2) if best.get("val_kl") is not None else None,
-        f"validation_nll_iwae_k{args.eval_k}": round(nll["nll"], 2),
-        "nll_standard_error": round(nll["nll_stderr"], 3),
-        "nll_images": len(eval_set),
         "best_epoch": best["epoch"],
         "train_minutes": round(train_minutes, 1),
-        "eval_minutes": round((time.time() - eval_start) / 60, 1),
     }
-    print(f"validation NLL (IWAE, k={args.eval_k}, {len(eval_set)} images): {nll['nll']:.2f} nats; -ELBO {-best['val_elbo']:.2f}")
+    if nll is not None:
+        metrics.update({f"validation_nll_iwae_k{args.eval_k}": round(nll["nll"], 2), "nll_standard_error": round(nll["nll_stderr"], 3),
+                        "nll_images": len(eval_set), "eval_minutes": round((time.time() - eval_start) / 60, 1)})  # fmt: skip
+        print(f"validation NLL (IWAE, k={args.eval_k}, {len(eval_set)} images): {nll['nll']:.2f} nats; -ELBO {-best['val_elbo']:.2f}")
     folder = out / MODEL_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     save_image(model.grid(model.sample(64, seed=0), nrow=8, scale=2), folder / "samples.png")
@@ -260,14 +296,19 @@ def package_vae(
         "metrics": {
             f"validation -ELBO ({val_split}, {len(validation)} images, nats)": f"{-best['val_elbo']:.2f}",
             **({"validation KL(q(z|x) || p(z)) (nats)": f"{best['val_kl']:.2f}"} if best.get("val_kl") is not None else {}),
-            nll_label: f"{nll['nll']:.2f}",
-            "standard error of that NLL over images (nats)": f"{nll['nll_stderr']:.2f}",
+            **(
+                {nll_label: f"{nll['nll']:.2f}", "standard error of that NLL over images (nats)": f"{nll['nll_stderr']:.2f}"}
+                if nll is not None
+                else {}
+            ),
         },
-        "eval_results": [nll_eval_result(data, val_split, args.eval_k, nll["nll"])],
+        "eval_results": [nll_eval_result(data, val_split, args.eval_k, nll["nll"])] if nll is not None else None,
         "metrics_note": "The NLL is the importance-sampled bound of Burda et al. (2016), an upper bound on the true "
-        "negative log-likelihood that tightens as k grows.",
+        "negative log-likelihood that tightens as k grows."
+        if nll is not None
+        else "Not evaluated (--no-eval): the validation -ELBO bounds the NLL from above.",
     }
-    if not args.no_eval:  # sample quality; the NLL above is the held-out likelihood, so not recomputed here
+    if not args.no_eval and args.eval_samples:  # sample quality; the NLL above is the held-out likelihood, so not recomputed here
         card = evaluate_for_card(model, args.dataset, card, folder, num_samples=args.eval_samples, seed=args.seed, **_holdout(args))
     card = {**card, **(card_extra or {})}
     model.save_pretrained(folder, model_card_kwargs=card)
@@ -340,9 +381,10 @@ def train_gan(args, *, generator: GenGAN | None = None, command: str | None = No
     critic_norm, lr, n_critic, ema_decay, generator_lr_scale, batch_size, epochs, seed, device, out,
     resume, no_progress, card_note, eval_samples, no_eval."""
     set_threads(args)
-    device = pick_device(args.device)
-    seed_everything(args.seed)  # the networks' initial weights; the trainer reseeds every epoch
+    seed_everything(args.seed)  # the networks' initial weights (the same on every process); the trainer reseeds every epoch
     out = Path(args.out)
+    distributed = distributed_for(args, out)
+    device = distributed.device or pick_device(args.device)
     checkpoint = out / CHECKPOINT_NAME
     image_shape = None
     if args.resume:
@@ -362,7 +404,7 @@ def train_gan(args, *, generator: GenGAN | None = None, command: str | None = No
     if getattr(args, "holdout", None):
         images, _ = holdout_split(images, args.holdout)  # the held-out part is for evaluation only
     if args.resume:
-        trainer = GANTrainer.from_checkpoint(checkpoint, out=out, device=device, progress=not args.no_progress)
+        trainer = GANTrainer.from_checkpoint(checkpoint, out=out, device=device, progress=not args.no_progress, distributed=distributed)
         print(
             f"resumed {checkpoint} at epoch {trainer.epoch} (objective {trainer.objective.name}); "
             "model and optimizer options come from the checkpoint"
@@ -372,7 +414,7 @@ def train_gan(args, *, generator: GenGAN | None = None, command: str | None = No
         if generator is not None:
             model = generator
             critic = build_critic(get_objective(args.objective), data.image_shape, width=args.width)
-        trainer = GANTrainer(model, critic, args.objective, out=out, settings=gan_settings(args), device=device)
+        trainer = GANTrainer(model, critic, args.objective, out=out, settings=gan_settings(args), device=device, distributed=distributed)
         trainer.run_info = run_info(args)
     print(
         f"{len(data)} images {data.image_shape} from {args.dataset}; objective {trainer.objective.name}, "
@@ -383,6 +425,8 @@ def train_gan(args, *, generator: GenGAN | None = None, command: str | None = No
     if command:
         trainer.commands.append(command)
     trainer.fit(images, args.epochs)
+    if not distributed.is_main:
+        return _not_main(trainer, out)
 
     folder = out / MODEL_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
@@ -393,6 +437,7 @@ def train_gan(args, *, generator: GenGAN | None = None, command: str | None = No
         card = evaluate_for_card(model, args.dataset, card, folder, num_samples=args.eval_samples, seed=args.seed, **_holdout(args))
     card = {**card, **(card_extra or {})}
     model.save_pretrained(folder, model_card_kwargs=card)
+    log_card_metrics(distributed, card, step=trainer.generator_steps)
     return Run(model=model, folder=folder, card=card, trainer=trainer, num_train=len(images))
 
 

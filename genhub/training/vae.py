@@ -17,6 +17,10 @@ with a larger one, the rest of its schedule stretches to the new end. After ever
 validation ELBO is computed; with `out`, the model with the best one is saved to out/best, the
 per-epoch record to out/history.json, a sample grid and reconstructions to out/epochs/, and the
 checkpoint to out/checkpoint.pt.
+
+Data-parallel (`distributed`, genhub.training.distributed), the model trains through one
+DistributedDataParallel wrapper of its bound methods, so the gradients are the global batch's;
+validation, the best model and every file are the main process's.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from genhub.models.hub import MODEL_CLASSES
 from genhub.models.vae import GenVAE
 from genhub.runtime import environment_summary, eval_mode, save_image
 from genhub.training.base import CHECKPOINT_NAME, CheckpointError, Settings, Trainer, read_checkpoint_state, save_json
+from genhub.training.distributed import Distributed
 
 BEST_FOLDER = "best"
 HISTORY_NAME = "history.json"
@@ -73,24 +78,35 @@ def mean_elbo_terms(model: GenVAE, images: torch.Tensor, batch_size: int = 1000)
     return elbo / len(images), kl / len(images)
 
 
-def save_epoch_images(model: GenVAE, validation: torch.Tensor, prefix: Path, seed: int = 0) -> None:
+def save_epoch_images(model: GenVAE, validation: torch.Tensor, prefix: Path, seed: int = 0):
     """<prefix>_samples.png (64 samples) and <prefix>_reconstructions.png (32 validation images,
-    each beside its reconstruction)."""
+    each beside its reconstruction); returns the sample grid."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
     with eval_mode(model):
-        save_image(model.grid(model.sample(64, seed=seed), nrow=8, scale=2), f"{prefix}_samples.png")
+        samples = model.grid(model.sample(64, seed=seed), nrow=8, scale=2)
+        save_image(samples, f"{prefix}_samples.png")
         originals = to_unit_range(validation[:32].to(model.device))
         pairs = torch.stack([originals, model.reconstruct(originals)], dim=1).flatten(0, 1)
         save_image(model.grid(pairs, nrow=8, scale=2), f"{prefix}_reconstructions.png")
+    return samples
 
 
 class VAETrainer(Trainer):
     kind = "vae"
     drop_last = False
 
-    def __init__(self, model: GenVAE, out=None, settings: VAESettings | None = None, device="cpu", callbacks=()):
-        super().__init__(model, settings or VAESettings(), out=out, device=device, callbacks=callbacks)
+    def __init__(
+        self,
+        model: GenVAE,
+        out=None,
+        settings: VAESettings | None = None,
+        device="cpu",
+        callbacks=(),
+        distributed: Distributed | None = None,
+    ):
+        super().__init__(model, settings or VAESettings(), out=out, device=device, callbacks=callbacks, distributed=distributed)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.settings.lr)
+        self.step_model = self.distributed.wrap(self.model, by_method=True)  # step_model("elbo_terms", x)
         self.optimizer_steps = 0
         self.best_elbo = -math.inf
         self.validation: torch.Tensor | None = None
@@ -114,16 +130,18 @@ class VAETrainer(Trainer):
         self.validation = validation.to(self.device)
         return super().fit(images, epochs, **budget)
 
-    def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def step(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """One Adam update on the batch `x` in [0, 1]; `eps` (the reparameterisation noise,
+        default fresh) makes the ELBO step reproducible from outside."""
         settings = self.settings
         if settings.schedule == "cosine":
             for group in self.optimizer.param_groups:
                 group["lr"] = settings.lr * 0.5 * (1 + math.cos(math.pi * self.progress_fraction()))
         logs = {}
         if settings.train_k > 1:
-            loss = -self.model.iwae_bound(x, settings.train_k).mean()
+            loss = -self.step_model("iwae_bound", x, settings.train_k).mean()
         else:
-            reconstruction, kl = self.model.elbo_terms(x)
+            reconstruction, kl = self.step_model("elbo_terms", x, eps)
             kl_term = kl.mean().clamp(min=settings.free_bits) if settings.free_bits else kl.mean()
             loss = -reconstruction.mean() + self.kl_weight() * kl_term
             logs["kl"] = kl.mean().detach()
@@ -152,12 +170,14 @@ class VAETrainer(Trainer):
                 "minutes": self.train_seconds / 60,
             }
         )
+        self.distributed.log({"val_elbo": val_elbo, "val_kl": val_kl}, step=self.optimizer_steps)
         if self.out is not None:
             if improved:
                 model.save_pretrained(self.out / BEST_FOLDER)
             save_json(self.out / HISTORY_NAME, {"history": self.epoch_log, "hardware": environment_summary(self.device)})
             if self.saving_epoch():
-                save_epoch_images(model, self.validation, self.out / "epochs" / f"{self.epoch:03d}", seed=self.settings.seed)
+                samples = save_epoch_images(model, self.validation, self.out / "epochs" / f"{self.epoch:03d}", seed=self.settings.seed)
+                self.distributed.log_image("samples", samples, step=self.optimizer_steps)
                 self.save_checkpoint(self.out / CHECKPOINT_NAME)
         loss = summary.get("loss", float("nan"))
         print(
@@ -184,12 +204,13 @@ class VAETrainer(Trainer):
         }
 
     @classmethod
-    def from_checkpoint(cls, path, out=None, device="cpu", progress: bool = True) -> VAETrainer:
+    def from_checkpoint(cls, path, out=None, device="cpu", progress: bool = True, distributed: Distributed | None = None) -> VAETrainer:
         state = read_checkpoint_state(path, "vae")
         try:
             model = MODEL_CLASSES[state["model_class"]](**state["model_config"])
             settings = VAESettings(**{**state["settings"], "progress": progress})
-            trainer = cls(model, out=out if out is not None else Path(path).parent, settings=settings, device=device)
+            out = out if out is not None else Path(path).parent
+            trainer = cls(model, out=out, settings=settings, device=device, distributed=distributed)
             trainer.model.load_state_dict(state["model"])
             if trainer.ema is not None:
                 trainer.ema.load_state_dict(state["ema"])
