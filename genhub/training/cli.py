@@ -280,6 +280,12 @@ def add_gan_arguments(parser: argparse.ArgumentParser) -> None:
     optim.add_argument("--generator-lr-scale", type=float, default=1.0, help="the generator's learning rate over the critic's")
     optim.add_argument("--n-critic", type=int, default=None, help="critic updates per generator update")
     optim.add_argument("--ema-decay", type=float, default=0.999)
+    speed = parser.add_argument_group("speed (benchmarks/throughput.py measures each)")
+    speed.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                       help="auto: bf16 autocast on CUDA, fp32 on CPU; bf16: autocast on any device (AVX512-BF16/AMX CPUs)")  # fmt: skip
+    speed.add_argument("--channels-last", action="store_true", help="NHWC weights and batches for the conv networks")
+    speed.add_argument("--compile", action="store_true",
+                       help="torch.compile the networks (CUDA graphs on CUDA); a gradient penalty keeps the critic eager")  # fmt: skip
     add_augment_arguments(parser)
     parser.add_argument("--card-note", default=None, help="a sentence for the model card's training section (e.g. the machine)")
 

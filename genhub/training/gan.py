@@ -12,8 +12,15 @@ generator update. Budgets count generator steps. Batches are scaled to [-1, 1] o
 With `augment` (genhub.training.augment, DiffAugment), every critic call of every objective sees
 augmented images: real and fake in the critic step (its gradient penalty included), the
 generated batch in the generator step, gradients flowing back through the augmentation.
-On CUDA the forward passes run under bf16 autocast. The loop, the budget, exact resume, the
-EMA and the NaN guard are genhub.training.base's.
+The speed path (`TrainSettings`, each option measured in benchmarks/throughput.py):
+- `precision` "auto" runs the forward passes under bf16 autocast on CUDA and in fp32 on CPU;
+  "bf16" asks for bf16 autocast on any device (CPUs with AVX512-BF16 or AMX), "fp32" for none.
+- `channels_last` stores the conv networks' weights and the batches in NHWC.
+- `compile` runs the networks through torch.compile ("reduce-overhead", CUDA graphs, on CUDA).
+  A compiled graph has no double backward, so where the critic step differentiates through the
+  critic twice (a gradient penalty) the critic falls back to eager on the first step, with a
+  note, and the generator stays compiled.
+The loop, the budget, exact resume, the EMA and the NaN guard are genhub.training.base's.
 
 Data-parallel (`distributed`, genhub.training.distributed): the generator and the critic are
 wrapped in DistributedDataParallel for the step, so their gradients (the penalty's included)
@@ -50,6 +57,9 @@ class TrainSettings(Settings):
     ema_decay: float | None = 0.999
     augment: str = ""  # DiffAugment policies before every critic call, e.g. "color,translation,cutout"; "" for none
     augment_p: float = 1.0  # the probability each policy is applied to each image
+    precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU), "bf16" (autocast on any device) or "fp32"
+    channels_last: bool = False  # NHWC weights and batches for the conv networks
+    compile: bool = False  # torch.compile the networks (eager critic where a gradient penalty needs double backward)
 
     def check(self) -> None:
         super().check()
@@ -61,6 +71,8 @@ class TrainSettings(Settings):
             raise ValueError("the GAN trainer samples from an EMA generator: ema_decay must be in [0, 1)")
         if self.augment:
             DiffAugment(self.augment, self.augment_p)  # raises on an unknown policy or a bad probability
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
 
 
 class GANTrainer(Trainer):
@@ -92,19 +104,30 @@ class GANTrainer(Trainer):
         self.critic_steps = 0
         self.generator_steps = 0
         self.fixed_noise = model.sample_latent(settings.grid_size, seed=settings.seed)
-        self.use_autocast = self.device.type == "cuda"
+        self.use_autocast = settings.precision == "bf16" or (settings.precision == "auto" and self.device.type == "cuda")
+        self.memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
+        if settings.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+            self.critic.to(memory_format=torch.channels_last)
         # The critic only ever sees T(x), real and generated alike (DiffAugment); identity without.
         self.augment = DiffAugment(settings.augment, settings.augment_p) if settings.augment else (lambda images: images)
         # What the step calls: the networks themselves, or their DistributedDataParallel wrappers.
         self.step_generator = self.distributed.wrap(self.model)
         self.step_critic = self.distributed.wrap(self.critic)
+        self.generator_step_critic = self.critic  # the generator step needs no critic gradients: never DDP-wrapped
+        if settings.compile:
+            mode = "reduce-overhead" if self.device.type == "cuda" else None
+            self.step_generator = torch.compile(self.step_generator, mode=mode)
+            self.step_critic = torch.compile(self.step_critic, mode=mode)
+            self.generator_step_critic = torch.compile(self.critic, mode=mode)
 
     @property
     def steps_done(self) -> int:
         return self.generator_steps
 
     def scale(self, batch: torch.Tensor) -> torch.Tensor:
-        return to_signed_range(batch)
+        batch = to_signed_range(batch)
+        return batch.contiguous(memory_format=self.memory_format) if batch.dim() == 4 else batch
 
     def describe(self) -> str:
         return f"objective {self.objective.name!r}"
@@ -121,9 +144,8 @@ class GANTrainer(Trainer):
             with torch.set_grad_enabled(generator_turn):
                 fake = self.step_generator(noise)
             real = self.augment(real)
-            critic_loss, logs = self.objective.critic_step_loss(self.step_critic, real, self.augment(fake.detach()))
-        self.optimizer_d.zero_grad(set_to_none=True)
-        critic_loss.backward()
+            fake_seen = self.augment(fake.detach())
+        logs = self._critic_backward(real, fake_seen)
         self.optimizer_d.step()
         self.objective.after_critic_step(self.critic)
         if self.distributed.active and self.objective.state_fields:
@@ -133,7 +155,7 @@ class GANTrainer(Trainer):
             return None
         self.critic.requires_grad_(False)  # the generator step needs no critic weight gradients
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_autocast):
-            generator_loss, generator_logs = self.objective.generator_step_loss(self.critic, self.augment(fake), real)
+            generator_loss, generator_logs = self.objective.generator_step_loss(self.generator_step_critic, self.augment(fake), real)
         self.optimizer_g.zero_grad(set_to_none=True)
         generator_loss.backward()
         self.optimizer_g.step()
@@ -141,6 +163,22 @@ class GANTrainer(Trainer):
         self.generator_steps += 1
         self.update_ema()
         return {**logs, **generator_logs}
+
+    def _critic_backward(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The critic loss and its gradients. A compiled critic that meets double backward (a
+        gradient penalty) is replaced by the eager one, once, and the loss recomputed."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_autocast):
+            critic_loss, logs = self.objective.critic_step_loss(self.step_critic, real, fake)
+        self.optimizer_d.zero_grad(set_to_none=True)
+        try:
+            critic_loss.backward()
+        except RuntimeError as error:
+            if not (self.settings.compile and "double backward" in str(error)):
+                raise
+            print(f"note: --compile: {error}; the critic of {self.objective.name!r} runs eager, the generator compiled", flush=True)
+            self.step_critic = self.step_critic._orig_mod  # what torch.compile wrapped: the critic or its DDP wrapper
+            return self._critic_backward(real, fake)
+        return logs
 
     def _average_objective_state(self) -> None:
         state = self.objective.state_dict()
@@ -221,10 +259,13 @@ class GANTrainer(Trainer):
         }
 
     @classmethod
-    def from_checkpoint(cls, path, out=None, device="cpu", progress: bool = True, distributed: Distributed | None = None) -> GANTrainer:
-        """Rebuild networks, optimizers, counters and history from a checkpoint, ready to `fit` on."""
+    def from_checkpoint(
+        cls, path, out=None, device="cpu", progress: bool = True, distributed: Distributed | None = None, overrides: dict | None = None
+    ) -> GANTrainer:
+        """Rebuild networks, optimizers, counters and history from a checkpoint, ready to `fit` on.
+        `overrides` replaces settings that change speed, not results (precision, channels_last, compile)."""
         state = read_checkpoint(path)
-        settings = TrainSettings(**{**state["settings"], "progress": progress})
+        settings = TrainSettings(**{**state["settings"], "progress": progress, **(overrides or {})})
         try:
             model = MODEL_CLASSES[state["model_class"]](**state["model_config"])
             critic = critic_from_config(state["critic_config"])

@@ -349,7 +349,17 @@ def gan_settings(args) -> TrainSettings:
         augment_p=getattr(args, "augment_p", 1.0),
         progress=not args.no_progress,
         save_every=getattr(args, "save_every", 1),
+        **speed_settings(args),
     )
+
+
+def speed_settings(args) -> dict:
+    """How fast, not what: --precision, --channels-last, --compile (a resumed run may change them)."""
+    return {
+        "precision": getattr(args, "precision", None) or "auto",
+        "channels_last": bool(getattr(args, "channels_last", False)),
+        "compile": bool(getattr(args, "compile", False)),
+    }
 
 
 def build_gan(args, image_shape) -> tuple[GenGAN, torch.nn.Module]:
@@ -404,7 +414,9 @@ def train_gan(args, *, generator: GenGAN | None = None, command: str | None = No
     if getattr(args, "holdout", None):
         images, _ = holdout_split(images, args.holdout)  # the held-out part is for evaluation only
     if args.resume:
-        trainer = GANTrainer.from_checkpoint(checkpoint, out=out, device=device, progress=not args.no_progress, distributed=distributed)
+        trainer = GANTrainer.from_checkpoint(
+            checkpoint, out=out, device=device, progress=not args.no_progress, distributed=distributed, overrides=speed_settings(args)
+        )
         print(
             f"resumed {checkpoint} at epoch {trainer.epoch} (objective {trainer.objective.name}); "
             "model and optimizer options come from the checkpoint"
@@ -480,6 +492,7 @@ def gan_card(args, trainer: GANTrainer, num_train: int, device) -> dict:
             "weight clipping": trainer.objective.clip_value or "none",
             "gradient penalty weight": trainer.objective.penalty_weight or "none",
             "EMA decay (sampling weights)": settings.ema_decay,
+            "precision": "bf16 autocast" if trainer.use_autocast else "fp32",
             **_holdout_row(args),
             "augmentation (critic inputs)": trainer.augment.describe() if settings.augment else "none",
             "seed": settings.seed,
