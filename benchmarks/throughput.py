@@ -271,7 +271,8 @@ def write_markdown(path: Path, report: dict) -> None:
         f"{report['peak_gflop_per_s']['fp32']:.1f} GFLOP/s in fp32 and {report['peak_gflop_per_s']['bf16']:.1f} GFLOP/s in bf16.",
         f"{report['note']}",
         "",
-        "| recipe | images | batch | n_critic | GFLOP/img | classic img/s | option | img/s | vs classic | vs eager | GFLOP/s | of peak | bar | met |",
+        "| recipe | images | batch | n_critic | GFLOP/img | classic img/s | option | img/s | vs classic | vs eager | GFLOP/s | of peak "
+        "| bar | met |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:

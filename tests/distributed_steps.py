@@ -34,7 +34,8 @@ def build(kind: str, distributed: Distributed):
     objective = get_objective(kind)
     model = (GenDCGAN if kind == "dcgan" else GenWGAN)(image_shape=SHAPE, latent_dim=8, architecture="conv", width=8, objective=kind)
     critic = build_critic(objective, SHAPE, architecture="conv", width=8)
-    return GANTrainer(model, critic, kind, settings=TrainSettings(batch_size=BATCH, progress=False, precision="fp32"), distributed=distributed)
+    settings = TrainSettings(batch_size=BATCH, progress=False, precision="fp32")
+    return GANTrainer(model, critic, kind, settings=settings, distributed=distributed)
 
 
 def update(kind: str, distributed: Distributed) -> dict[str, torch.Tensor]:
