@@ -27,8 +27,22 @@ CONCURRENCY_LIMIT = int(os.environ.get("GENHUB_CONCURRENCY", "2"))  # one reques
 QUEUE_SIZE = 64
 CACHE_SECONDS = 300
 MAX_FILE_SIZE = "10mb"  # uploads larger than this are refused by the server before they are stored
-NEEDS_VAE = "Reconstruction needs a VAE (a model with an encoder): pick one in the Model menu above."
 CSS = ".pixelated img { image-rendering: pixelated; }"  # keep small images crisp when the browser scales them
+# Tabs that apply to some models only (logic.applicable_tabs). Gradio 6.31 does not hide a tab's
+# button when the tab's visibility is updated from Python (gradio-app/gradio#10904 and kin; checked
+# in Chromium), so the page hides the buttons itself, and leaves a hidden tab that was open.
+MODEL_TABS = ("directions", "invert", "neighbours")
+SHOW_TABS_JS = """(flags) => {
+    for (const [id, shown] of Object.entries(flags || {})) {
+        for (const button of document.querySelectorAll(`button[role="tab"][data-tab-id="${id}"]`)) {
+            button.style.display = shown ? "" : "none";
+            if (!shown && button.getAttribute("aria-selected") === "true") {
+                document.querySelector('button[role="tab"][data-tab-id="sample"]')?.click();
+            }
+        }
+    }
+    return [];
+}"""
 
 
 def user_errors(function):
@@ -57,7 +71,6 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
     registry = registry or logic.ModelRegistry.from_environment()
     default = registry.default_key()
     model = registry.get(default) if default else None
-    vae = model is not None and logic.is_vae(model)
     start_values, start_image = logic.slider_start(model, 0) if model else ([], None)
 
     # Every response image is a file in Gradio's cache: files older than CACHE_SECONDS are deleted
@@ -74,6 +87,7 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
             hub_id = gr.Textbox(label="Load a model from the Hub", placeholder="owner/name", scale=2, elem_id="hub-id")
             load_hub = gr.Button("Load", scale=1, elem_id="load-hub")
         info = gr.Markdown(registry.describe(default) if default else "", elem_id="model-info")
+        tab_flags = gr.JSON(logic.applicable_tabs(registry, default) if default else {}, visible=False, elem_id="tab-flags")
 
         with gr.Tabs():
             with gr.Tab("Sample", id="sample"):
@@ -134,8 +148,11 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
                     seed_a = gr.Number(0, label="Seed A", precision=0, minimum=0, maximum=logic.MAX_SEED)
                     seed_b = gr.Number(1, label="Seed B", precision=0, minimum=0, maximum=logic.MAX_SEED)
                     seeds_button = gr.Button("Interpolate seeds", variant="primary", elem_id="interpolate-seeds")
-                with gr.Group(visible=vae) as image_pair:
-                    gr.Markdown("VAE: interpolate between two images of your own (encoded to their posterior means).")
+                with gr.Group():
+                    gr.Markdown(
+                        "Or between two images of your own: a VAE encodes them to their posterior means, a GAN "
+                        "finds their codes by inversion (about 1 s each)."
+                    )
                     with gr.Row():
                         # Uploads reach genhub undecoded (preprocess=False below): genhub checks size, pixels and
                         # format with a clear message, where Gradio's own decoding fails with a generic error.
@@ -186,10 +203,12 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
                 gr.Markdown(
                     "Directions found without labels: **SeFa** (the first layer's top eigenvectors, closed form) and "
                     "**GANSpace** (principal components of the first layer's activations). Move one sample along a "
-                    "direction, or see the top directions at -3..3."
+                    "direction, or see the top directions at -3..3. For digit models, **digit** follows the evaluator "
+                    "CNN's gradient towards a chosen digit (\"make it more like a 3\")."
                 )
                 with gr.Row():
                     direction_method = gr.Radio(list(logic.DIRECTION_METHODS), value="sefa", label="Method", elem_id="direction-method")
+                    direction_digit = gr.Dropdown(list(range(10)), value=3, label="Digit (method digit)", elem_id="direction-digit")
                     direction_seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=logic.MAX_SEED)
                     direction_index = gr.Slider(1, logic.NUM_DIRECTIONS, value=1, step=1, label="Direction")
                     direction_amount = gr.Slider(
@@ -218,11 +237,30 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
                         invert_loss = gr.Markdown(elem_id="invert-loss")
                 invert_button = gr.Button("Invert", variant="primary", elem_id="invert-button")
 
-            # The tab stays (Gradio 6.31 does not hide a tab's button on update); its content shows for VAEs only.
+            with gr.Tab("Neighbours", id="neighbours"):
+                gr.Markdown(
+                    "The memorisation view: a sample beside its nearest training images, in a small index of training-image "
+                    "features shipped with the model, and how close that is next to new real images."
+                )
+                with gr.Row():
+                    neighbour_seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=logic.MAX_SEED)
+                    neighbour_count = gr.Slider(1, 16, value=logic.NUM_NEIGHBOURS, step=1, label="Neighbours")
+                    neighbour_button = gr.Button("Find neighbours", variant="primary", elem_id="neighbours-button")
+                neighbour_image = gr.Image(
+                    label="Sample | nearest training images", format="png", type="pil", interactive=False, elem_id="neighbour-image",
+                    elem_classes="pixelated",
+                )  # fmt: skip
+                neighbour_note = gr.Markdown(elem_id="neighbour-note")
+                neighbour_table = gr.Dataframe(
+                    headers=["rank", "training image", "distance", "over held-out median"], interactive=False, elem_id="neighbour-table"
+                )
+
             with gr.Tab("Reconstruct", id="reconstruct"):
-                needs_vae = gr.Markdown(NEEDS_VAE, visible=not vae, elem_id="needs-vae")
-                with gr.Group(visible=vae) as reconstruct_panel:
-                    gr.Markdown("Draw a digit (or upload an image); the VAE encodes it and decodes the posterior mean.")
+                with gr.Group():
+                    gr.Markdown(
+                        "Draw a digit (or upload an image): a VAE encodes it and decodes the posterior mean; a GAN finds "
+                        "its closest drawing by inversion (about 2 s)."
+                    )
                     with gr.Row():
                         sketch = gr.Sketchpad(
                             label="Draw or upload",
@@ -264,9 +302,7 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
 
         @user_errors
         def select_model(key):
-            model = registry.get(key)
-            vae = logic.is_vae(model)
-            return registry.describe(key), gr.update(visible=vae), gr.update(visible=not vae), gr.update(visible=vae)
+            return registry.describe(key), logic.applicable_tabs(registry, key)
 
         @user_errors
         def add_hub_model(repo_id):
@@ -319,10 +355,11 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
             [compare_image_a, compare_image_b, compare_table],
             api_name="compare",
         )
-        direction_inputs = [model_choice, direction_seed, direction_method, direction_index, direction_amount]
+        direction_inputs = [model_choice, direction_seed, direction_method, direction_index, direction_amount, direction_digit]
         gr.on(
-            [direction_amount.input, direction_index.input, direction_method.input, direction_seed.submit],
-            user_errors(lambda key, seed, method, index, amount: logic.direction_redraw(registry.get(key), seed, method, index, amount)),
+            [direction_amount.input, direction_index.input, direction_method.input, direction_digit.input,
+             direction_seed.submit],  # fmt: skip
+            user_errors(lambda key, *values: logic.direction_redraw(registry.get(key), *values)),
             direction_inputs,
             direction_image,
             api_name="direction_redraw",
@@ -347,9 +384,17 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
             api_name="reconstruct",
             preprocess=False,  # as above: genhub decodes and checks the upload or drawing itself
         )
-        model_choice.change(select_model, model_choice, [info, reconstruct_panel, needs_vae, image_pair], api_name="select_model").then(
-            start_sliders, [model_choice, slider_seed], [*sliders, slider_image], api_visibility="private"
-        ).then(sample, sample_inputs, sample_image, api_visibility="private")
+        neighbour_button.click(
+            user_errors(lambda key, seed, n: logic.neighbours(registry, key, seed, n)),
+            [model_choice, neighbour_seed, neighbour_count],
+            [neighbour_image, neighbour_table, neighbour_note],
+            api_name="neighbours",
+        )
+        model_choice.change(select_model, model_choice, [info, tab_flags], api_name="select_model").then(
+            None, tab_flags, None, js=SHOW_TABS_JS
+        ).then(start_sliders, [model_choice, slider_seed], [*sliders, slider_image], api_visibility="private").then(
+            sample, sample_inputs, sample_image, api_visibility="private"
+        )
         gr.on([load_hub.click, hub_id.submit], add_hub_model, hub_id, [model_choice, notices], api_name="load_hub").then(
             lambda: (gr.update(choices=registry.choices()), gr.update(choices=registry.choices())),
             None,
@@ -357,6 +402,7 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
             api_visibility="private",
         )
         demo.load(sample, sample_inputs, sample_image, api_visibility="private")
+        demo.load(None, tab_flags, None, js=SHOW_TABS_JS)
 
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
     return demo

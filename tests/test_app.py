@@ -209,11 +209,13 @@ def test_interpolate_seeds_gives_three_rows_and_a_ping_pong_gif(generator):
         logic.interpolate_seeds(generator, 0, 1, 50)
 
 
-def test_image_features_need_an_encoder(generator):
-    with pytest.raises(logic.AppInputError, match="reconstruction needs a VAE"):
-        logic.reconstruct(generator, digit_drawing())
-    with pytest.raises(logic.AppInputError, match="needs a VAE"):
-        logic.interpolate_images(generator, digit_drawing(), digit_drawing(), 4)
+def test_a_generator_reconstructs_and_interpolates_images_by_inversion(generator):
+    """No encoder: Reconstruct and image Interpolate invert the images (genhub.space.inversion)."""
+    scale = logic.display_scale(generator)
+    pair = logic.reconstruct(generator, digit_drawing())
+    assert pair.size == ((2 * 18 + 2) * 2 * scale, (18 + 2) * 2 * scale)  # [model input | its inversion]
+    strip, gif_path = logic.interpolate_images(generator, digit_drawing(), digit_drawing(), 4)
+    assert strip.height == (3 * 18 + 2) * scale and Path(gif_path).is_file()
 
 
 def test_drawn_digit_is_inverted_centred_and_resized_like_mnist(vae):
@@ -324,15 +326,14 @@ def test_client_drives_vae_features_and_model_switch(served, tmp_path):
     digit_drawing().save(path)
     sketch = {"background": handle_file(str(path)), "layers": [], "composite": handle_file(str(path))}
     assert Image.open(client.predict("bundled:vae-tiny", sketch, api_name="/reconstruct")).size[0] > 56
-    with pytest.raises(Exception, match="needs a VAE"):
-        client.predict("bundled:gan-tiny", sketch, api_name="/reconstruct")
+    assert Image.open(client.predict("bundled:gan-tiny", sketch, api_name="/reconstruct")).size[0] > 32  # by inversion
     strip, gif = client.predict("bundled:vae-tiny", handle_file(str(path)), handle_file(str(path)), 3, api_name="/interpolate_images")
     assert Path(gif).exists()
-    # The API returns the description and the "needs a VAE" note; the browser test checks the widgets hide.
-    info, note = client.predict("bundled:gan-tiny", api_name="/select_model")
-    assert "generator only" in info and note["visible"] is True
-    info, note = client.predict("bundled:vae-tiny", api_name="/select_model")
-    assert "VAE" in info and note["visible"] is False
+    # The API returns the description and which model-dependent tabs apply; the browser test checks they hide.
+    info, tabs = client.predict("bundled:gan-tiny", api_name="/select_model")
+    assert "generator only" in info and set(tabs) == {"directions", "invert", "neighbours"}
+    info, tabs = client.predict("bundled:vae-tiny", api_name="/select_model")
+    assert "VAE" in info and tabs["neighbours"] is False  # no index ships with a test model
     _, notice = client.predict("someone/else", api_name="/load_hub")
     assert "Could not load `someone/else`" in notice["value"] and notice["visible"] is True
 

@@ -5,7 +5,7 @@ import torch
 
 from genhub import GenDCGAN, GenVAE, GenWGAN, load_evaluator
 from genhub.space.compare import card_metrics, metrics_table
-from genhub.space.directions import classifier_direction, first_linear, ganspace, move, sefa
+from genhub.space.directions import classifier_direction, classifier_path, first_linear, ganspace, move, sefa
 from genhub.space.inversion import invert
 
 
@@ -49,8 +49,22 @@ def test_classifier_direction_raises_the_chosen_digit():
     direction = classifier_direction(model, classifier, z, digit=3)
     assert direction.shape == (16,) and abs(direction.norm().item() - 1) < 1e-5
     with torch.no_grad():
-        logits = [classifier(model.eval().decode(code.unsqueeze(0)).clamp(0, 1))[0, 3].item() for code in move(z, direction, [0, 0.05])]
-    assert logits[1] > logits[0]
+        codes = move(z, direction, [0, 0.05])
+        scores = classifier(model.eval().decode(codes).clamp(0, 1)).log_softmax(-1)[:, 3]
+    assert scores[1] > scores[0]
+
+
+def test_classifier_path_climbs_towards_the_digit():
+    classifier = load_evaluator("mnist")
+    torch.manual_seed(0)
+    model = GenDCGAN(latent_dim=16, width=8)
+    z = model.sample_latent(1, seed=3)[0]
+    path = classifier_path(model, classifier, z, digit=3, length=1.0, step=0.25)
+    assert path.shape == (9, 16) and torch.equal(path[4], z)
+    assert torch.allclose((path[5] - path[4]).norm(), torch.tensor(0.25), atol=1e-5)
+    with torch.no_grad():
+        scores = classifier(model.eval().decode(path).clamp(0, 1)).log_softmax(-1)[:, 3]
+    assert scores[-1] > scores[4] > scores[0]  # towards 3 one way, away from it the other
 
 
 def test_inversion_finds_a_code_that_redraws_a_generated_image():

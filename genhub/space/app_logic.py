@@ -429,13 +429,15 @@ def interpolate_seeds(model: GenModel, seed_a, seed_b, steps) -> tuple[Image.Ima
 
 
 def interpolate_images(model: GenModel, image_a, image_b, steps) -> tuple[Image.Image, str]:
-    """Two uploaded images, encoded to their posterior means (VAE only); the cross-fade blends the inputs."""
-    if not is_vae(model):
-        raise AppInputError(f"{type(model).__name__} has no encoder; interpolating between images needs a VAE.")
+    """Two uploaded images, encoded to their posterior means (a VAE) or inverted (a GAN, about
+    1 s each: genhub.space.inversion); the cross-fade blends the inputs."""
     steps = check_int(steps, "Steps", MIN_STEPS, MAX_STEPS)
     x = torch.cat([image_to_model_input(model, image_a, "image A"), image_to_model_input(model, image_b, "image B")])
-    with torch.no_grad():
-        z = model.posterior_mean(x.to(model.device)).float().cpu()
+    if is_vae(model):
+        with torch.no_grad():
+            z = model.posterior_mean(x.to(model.device)).float().cpu()
+    else:
+        z = torch.stack([_inversion(model, image, max_seconds=1.0).z.float().cpu() for image in x])
     return _interpolation_outputs(model, z[0], z[1], x[0], x[1], steps)
 
 
@@ -451,17 +453,20 @@ def perturbation_grid(model: GenModel, seed, first_dim, rows) -> Image.Image:
 
 
 def reconstruct(model: GenModel, image) -> Image.Image:
-    """[what the model sees | its reconstruction from the posterior mean], side by side."""
-    if not is_vae(model):
-        raise AppInputError(f"{type(model).__name__} has no encoder; reconstruction needs a VAE.")
+    """[what the model sees | its reconstruction], side by side: a VAE decodes its posterior mean,
+    a GAN draws its inversion (genhub.space.inversion, about 2 s)."""
     x = image_to_model_input(model, image)
-    with torch.no_grad():
-        recon = model.decode(model.posterior_mean(x.to(model.device))).float().clamp(0, 1).cpu()
+    if is_vae(model):
+        with torch.no_grad():
+            recon = model.decode(model.posterior_mean(x.to(model.device))).float().clamp(0, 1).cpu()
+    else:
+        recon = _inversion(model, x[0]).image[None]
     return grid_image(torch.cat([x, recon]), nrow=2, scale=2 * display_scale(model))
 
 
 # -- discovered directions and inversion (genhub.space.directions, genhub.space.inversion) -------
-DIRECTION_METHODS = ("sefa", "ganspace")
+DIRECTION_METHODS = ("sefa", "ganspace", "digit")  # digit: classifier-guided, for 28x28 digit models
+MAX_CACHED_DIGIT_PATHS = 256
 NUM_DIRECTIONS = 8
 DIRECTION_LIMIT = 5.0
 DIRECTION_STEPS = (-3, -2, -1, 0, 1, 2, 3)
@@ -473,7 +478,7 @@ def model_directions(model: GenModel, method) -> torch.Tensor:
     and kept on the model itself (so they go when the model goes)."""
     from genhub.space import directions
 
-    if method not in DIRECTION_METHODS:
+    if method not in DIRECTION_METHODS[:2]:
         raise AppInputError(f"Method must be one of {', '.join(DIRECTION_METHODS)}, got {method!r}.")
     with _DIRECTIONS_LOCK:
         cache = model.__dict__.setdefault("_space_directions", {})
@@ -488,40 +493,109 @@ def model_directions(model: GenModel, method) -> torch.Tensor:
         return cache[method]
 
 
-def direction_redraw(model: GenModel, seed, method, index, amount) -> Image.Image:
-    """One sample moved along discovered direction `index` (1 = strongest) by `amount`."""
+DIGIT_STEP = 0.25  # the classifier-guided path's step in z; a slider value picks the nearest point
+
+
+def digit_path(model: GenModel, seed: int, digit) -> torch.Tensor:
+    """The classifier-guided path through seed's code ("make it more like a 3"): steps along
+    the gradient of the evaluator's log-probability of `digit` with respect to z, re-taken at
+    every point, for amounts -5..5 (genhub.space.directions.classifier_path); computed once per
+    (seed, digit) and kept on the model, so a slider redraw is one decode."""
+    from genhub.space.directions import classifier_path
+
+    if not is_digit_model(model):
+        raise AppInputError(f"Classifier-guided directions need a 28x28 digit model; {type(model).__name__} draws {model.image_shape}.")
+    if not can_differentiate(model):
+        raise AppInputError(f"{type(model).__name__} draws with a PixelCNN: its images cannot be differentiated with respect to z.")
+    digit = check_int(digit, "Digit", 0, 9)
+    with _DIRECTIONS_LOCK:
+        cache = model.__dict__.setdefault("_space_digit_paths", {})
+        if (seed, digit) in cache:
+            return cache[(seed, digit)]
+    z = latent_codes(model, 1, seed)[0]
+    with torch.enable_grad():
+        found = classifier_path(model, digit_evaluator(model), z, digit, DIRECTION_LIMIT, DIGIT_STEP).to(model.device)
+    with _DIRECTIONS_LOCK:
+        if len(cache) >= MAX_CACHED_DIGIT_PATHS:
+            cache.pop(next(iter(cache)))
+        cache[(seed, digit)] = found
+    return found
+
+
+def direction_redraw(model: GenModel, seed, method, index, amount, digit=3) -> Image.Image:
+    """One sample moved by `amount` along discovered direction `index` (1 = strongest), or, with
+    method "digit", along the classifier-guided direction towards `digit`."""
     seed = check_seed(seed)
-    found = model_directions(model, method)
-    index = check_int(index, "Direction", 1, len(found))
     amount = check_float(amount, "Amount", -DIRECTION_LIMIT, DIRECTION_LIMIT)
-    z = latent_codes(model, 1, seed) + amount * found[index - 1]
+    if method == "digit":
+        z = _on_digit_path(digit_path(model, seed, digit), [amount])
+    else:
+        found = model_directions(model, method)
+        z = latent_codes(model, 1, seed) + amount * found[check_int(index, "Direction", 1, len(found)) - 1]
     return grid_image(decode(model, z), nrow=1, scale=2 * display_scale(model))
 
 
+def _on_digit_path(path: torch.Tensor, amounts) -> torch.Tensor:
+    middle = len(path) // 2
+    return path[[min(max(middle + round(a / DIGIT_STEP), 0), len(path) - 1) for a in amounts]]
+
+
 def direction_grid(model: GenModel, seed, method, count) -> Image.Image:
-    """Rows: the top `count` directions; columns: the sample moved by -3..3 along each."""
+    """Rows: the top `count` directions (with method "digit": one row per digit 0..9, towards
+    it); columns: the sample moved by -3..3 along each."""
     from genhub.space.directions import move
 
     seed = check_seed(seed)
-    found = model_directions(model, method)
-    count = check_int(count, "Directions", 1, len(found))
     z = latent_codes(model, 1, seed)[0]
-    codes = torch.cat([move(z, found[i], DIRECTION_STEPS) for i in range(count)])
-    labels = [f"{method} {i + 1}" for i in range(count)]
+    if method == "digit":
+        codes = torch.cat([_on_digit_path(digit_path(model, seed, digit), DIRECTION_STEPS) for digit in range(10)])
+        labels = [f"more {digit}" for digit in range(10)]
+    else:
+        found = model_directions(model, method)
+        count = check_int(count, "Directions", 1, len(found))
+        codes = torch.cat([move(z, direction, DIRECTION_STEPS) for direction in found[:count]])
+        labels = [f"{method} {i + 1}" for i in range(count)]
     return labelled_rows(decode(model, codes), labels, display_scale(model))
+
+
+def is_digit_model(model: GenModel) -> bool:
+    return tuple(model.image_shape) == (1, 28, 28)
+
+
+def can_differentiate(model: GenModel) -> bool:
+    """Whether images can be differentiated with respect to z (inversion, classifier directions):
+    not through a PixelCNN decoder, which draws its pixels one by one."""
+    return not getattr(model, "pixelcnn_layers", 0)
+
+
+_EVALUATORS: dict = {}
+
+
+def digit_evaluator(model: GenModel):
+    """The bundled MNIST evaluator CNN on the model's device, loaded once."""
+    from genhub.models.classifier import load_evaluator
+
+    with _DIRECTIONS_LOCK:
+        key = str(model.device)
+        if key not in _EVALUATORS:
+            _EVALUATORS[key] = load_evaluator("mnist", device=model.device).requires_grad_(False)
+        return _EVALUATORS[key]
+
+
+def _inversion(model: GenModel, x: torch.Tensor, max_seconds: float = 2.0):
+    from genhub.space.inversion import invert
+
+    if not can_differentiate(model):
+        raise AppInputError(f"{type(model).__name__} draws with a PixelCNN, pixel by pixel: it cannot be inverted by gradients.")
+    classifier = digit_evaluator(model) if is_digit_model(model) else None
+    return invert(model, x, starts=4, steps=150, max_seconds=max_seconds, classifier=classifier)
 
 
 def invert_image(model: GenModel, image) -> tuple[Image.Image, str]:
     """[the image as the model sees it | the model's closest drawing], and the loss: GAN
     inversion (genhub.space.inversion), bounded to about 2 s, evaluator features for digits."""
-    from genhub.models.classifier import load_evaluator
-    from genhub.space.inversion import invert
-
     x = image_to_model_input(model, image)
-    classifier = None
-    if tuple(model.image_shape) == (1, 28, 28):
-        classifier = load_evaluator("mnist", device=model.device)
-    result = invert(model, x[0], starts=4, steps=150, max_seconds=2.0, classifier=classifier)
+    result = _inversion(model, x[0])
     pair = grid_image(torch.stack([x[0], result.image]), nrow=2, scale=2 * display_scale(model))
     message = (f"Projected with {result.steps} steps from 4 starts in {result.seconds:.1f} s: "
                f"pixel MSE {result.pixel_error:.4f}, loss {result.loss:.4f}.")  # fmt: skip
@@ -540,3 +614,93 @@ def compare(registry: ModelRegistry, key_a, key_b, seed, count) -> tuple[Image.I
     metrics_b = card_metrics(registry.folders[key_b]) if key_b in registry.folders else {}
     rows = metrics_table(metrics_a, metrics_b) or [["(neither card records metrics)", "-", "-"]]
     return grid_a, grid_b, rows
+
+
+# -- nearest training neighbours (genhub.space.neighbours) --------------------------------------
+NUM_NEIGHBOURS = 8
+_NEIGHBOUR_LOCK = threading.Lock()
+_TRAINING_IMAGES: dict = {}  # (dataset, shape) -> uint8 images, or None when the dataset cannot be loaded here
+_INDEX_FEATURES: dict = {}  # image shape -> the index's feature function
+
+
+def model_index(registry: ModelRegistry, key: str):
+    """The neighbour index shipped for the model's (dataset, image shape) in weights/neighbours/,
+    or None (a Hub model, a dataset without one); found once and kept on the model."""
+    from genhub.space import neighbours
+
+    model = registry.get(key)
+    with _NEIGHBOUR_LOCK:
+        if "_space_index" not in model.__dict__:
+            folder = registry.folders.get(key)
+            dataset = neighbours.model_dataset(folder) if folder is not None else None
+            path = Path(registry.weights_dir) / neighbours.INDEX_FOLDER / neighbours.index_name(dataset or "", model.image_shape)
+            model.__dict__["_space_index"] = neighbours.load_index(path) if dataset and path.is_file() else None
+        return model.__dict__["_space_index"]
+
+
+def _index_features(image_shape):
+    from genhub.space.neighbours import feature_function
+
+    with _NEIGHBOUR_LOCK:
+        key = tuple(image_shape)
+        if key not in _INDEX_FEATURES:
+            _INDEX_FEATURES[key] = feature_function(key)
+        return _INDEX_FEATURES[key]
+
+
+def _training_images(index):
+    """The indexed split's images when the dataset can be loaded here (not on a Space), else None."""
+    from genhub.space.neighbours import training_split
+
+    key = (index.dataset, index.image_shape)
+    with _NEIGHBOUR_LOCK:
+        if key not in _TRAINING_IMAGES:
+            try:
+                _TRAINING_IMAGES[key] = training_split(index.dataset, index.image_shape)[0]
+            except Exception:  # noqa: BLE001 - no data here (a Space, no network): distances only
+                _TRAINING_IMAGES[key] = None
+        return _TRAINING_IMAGES[key]
+
+
+def neighbours(registry: ModelRegistry, key: str, seed, count=NUM_NEIGHBOURS) -> tuple[Image.Image, list[list], str]:
+    """A sample and its nearest training images in the model's index: [sample | neighbours] (the
+    neighbours only where the dataset loads here), rows [rank, image, distance, distance over
+    the held-out median], and a sentence on what the distance means."""
+    from genhub.images import to_unit_range
+
+    model = registry.get(key)
+    seed, count = check_seed(seed), check_int(count, "Neighbours", 1, 16)
+    index = model_index(registry, key)
+    if index is None:
+        label = registry.labels.get(key, key)
+        raise AppInputError(f"No neighbour index ships with {label}: the memorisation view covers the bundled models.")
+    sample = decode(model, latent_codes(model, 1, seed))
+    distances, positions = index.nearest(_index_features(model.image_shape)(sample)[0], count)
+    reference = float(index.reference.median())
+    rows = [[rank + 1, int(position), round(float(d), 3), round(float(d) / reference, 2)]
+            for rank, (d, position) in enumerate(zip(distances, positions))]  # fmt: skip
+    train = _training_images(index)
+    shown = [sample[0]] + ([to_unit_range(train[positions]).float()] if train is not None else [])
+    picture = grid_image(torch.cat([image.reshape(-1, *model.image_shape) for image in shown]), nrow=count + 1, scale=display_scale(model))
+    ratio = float(distances[0]) / reference
+    message = (
+        f"Nearest of {len(index.features):,} indexed training images ({index.dataset}, {index.split}; {index.kind}): distance "
+        f"{float(distances[0]):.3f}, **{ratio:.2f}x** the median distance of a held-out real image to the index "
+        f"({reference:.3f}). Near 1 or above: no closer than new real images are; well below 1: a possible copy."
+        + ("" if train is not None else " The training images are not shipped with the Space, so only distances are shown.")
+    )
+    return picture, rows, message
+
+
+def applicable_tabs(registry: ModelRegistry, key: str) -> dict[str, bool]:
+    """Which of the Space's model-dependent tabs apply to the model: Directions needs a first
+    layer linear in z, Invert a decoder that can be differentiated, Neighbours a shipped index."""
+    from genhub.space.directions import first_linear
+
+    model = registry.get(key)
+    try:
+        first_linear(model)
+        linear = True
+    except ValueError:
+        linear = False
+    return {"directions": linear, "invert": can_differentiate(model), "neighbours": model_index(registry, key) is not None}

@@ -59,7 +59,8 @@ def ganspace(model, k: int = 8, samples: int = 2000, seed: int = 0) -> torch.Ten
 
 
 def classifier_direction(model, classifier, z: torch.Tensor, digit: int) -> torch.Tensor:
-    """The unit direction in z that raises the evaluator's logit for `digit` fastest at `z` (D,)."""
+    """The unit direction in z that raises the evaluator's log-probability of `digit` fastest
+    at `z`: grad_z log p(digit | G(z)), normalised (D,)."""
     if not 0 <= digit < classifier.num_classes:
         raise ValueError(f"digit must be 0..{classifier.num_classes - 1}, got {digit}")
     code = z.detach().reshape(1, -1).to(model.device).requires_grad_(True)
@@ -67,12 +68,30 @@ def classifier_direction(model, classifier, z: torch.Tensor, digit: int) -> torc
     model.eval()
     classifier.eval()
     try:
-        logit = classifier(model.decode(code).clamp(0, 1))[0, digit]
-        (gradient,) = torch.autograd.grad(logit, code)
+        log_probability = classifier(model.decode(code).clamp(0, 1)).log_softmax(-1)[0, digit]
+        (gradient,) = torch.autograd.grad(log_probability, code)
     finally:
         model.train(was_training)
         classifier.train(classifier_training)
     return (gradient[0] / gradient.norm().clamp_min(1e-12)).detach()
+
+
+def classifier_path(model, classifier, z: torch.Tensor, digit: int, length: float = 5.0, step: float = 0.25) -> torch.Tensor:
+    """Codes along the classifier-guided path through `z`: from z, steps of `step` along
+    classifier_direction, re-taken at each point (towards `digit`, for positive amounts) and
+    against it (away, for negative ones), out to `length` either way. A straight line along the
+    first gradient soon leaves the digit behind; the path follows it as it turns. Returns
+    (2 n + 1, D) codes for amounts -length, ..., 0, ..., length (n = length / step)."""
+    count = round(length / step)
+    z = z.detach().reshape(-1)
+    sides = []
+    for sign in (1.0, -1.0):
+        current, side = z, []
+        for _ in range(count):
+            current = current + sign * step * classifier_direction(model, classifier, current, digit).to(current.device)
+            side.append(current)
+        sides.append(side)
+    return torch.stack([*reversed(sides[1]), z, *sides[0]])
 
 
 def _signed(directions: torch.Tensor) -> torch.Tensor:
