@@ -31,6 +31,9 @@ CSS = ".pixelated img { image-rendering: pixelated; }"  # keep small images cris
 # Tabs that apply to some models only (logic.applicable_tabs). Gradio 6.31 does not hide a tab's
 # button when the tab's visibility is updated from Python (gradio-app/gradio#10904 and kin; checked
 # in Chromium), so the page hides the buttons itself, and leaves a hidden tab that was open.
+# Slider redraws (a millisecond of compute) skip Gradio's queue: a direct request answers a drag
+# faster than the queue's event stream (docs/app/latency.md measures both; GENHUB_SLIDER_QUEUE=1 queues them).
+SLIDER_QUEUE = os.environ.get("GENHUB_SLIDER_QUEUE", "0") == "1"
 MODEL_TABS = ("directions", "invert", "neighbours")
 SHOW_TABS_JS = """(flags) => {
     for (const [id, shown] of Object.entries(flags || {})) {
@@ -329,6 +332,7 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
             api_name="redraw",
             show_progress="hidden",
             trigger_mode="always_last",
+            queue=SLIDER_QUEUE,
         )
         seeds_button.click(
             user_errors(lambda key, a, b, n: logic.interpolate_seeds(registry.get(key), a, b, n)),
@@ -363,6 +367,9 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
             direction_inputs,
             direction_image,
             api_name="direction_redraw",
+            show_progress="hidden",
+            trigger_mode="always_last",
+            queue=SLIDER_QUEUE,
         )
         direction_grid_button.click(
             user_errors(lambda key, seed, method: logic.direction_grid(registry.get(key), seed, method, logic.NUM_DIRECTIONS)),

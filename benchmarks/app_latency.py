@@ -12,6 +12,12 @@
    a fixed small PNG through the same kind of queue (`floor`): no app can answer faster than
    that floor on this machine at this load.
 
+4. In the browser (`--browser`, headless Chromium): `gradio_client` has a floor of about 100 ms
+   even for a do-nothing endpoint, so it cannot show what a person dragging a slider feels.
+   For the latent sliders and the direction slider of each digit model, the time from a
+   slider's input event to the frame that paints the new image, measured in the page with
+   performance.now().
+
 Prints a table and writes docs/app/latency.json and docs/app/latency.md. The machine and
 its load average (other jobs share the CPU) are recorded with the figures.
 """
@@ -33,7 +39,35 @@ from genhub.space.serve import digit_drawing_file, free_port, running_app
 
 REPO = Path(__file__).resolve().parent.parent
 
-BARS_MS = {"cold_start": 10_000, "sample16_p50": 100, "redraw_p50": 100}
+BARS_MS = {"cold_start": 10_000, "sample16_p50": 100, "redraw_p50": 100, "browser_slider_p50": 60}
+SLOW_ACTIONS = {"invert": 5, "reconstruct_gan": 5}  # inversion takes ~2 s by design: fewer repeats
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+SLIDER_TO_PAINT_JS = """async ([slider, image, value]) => {
+    // From the slider's input event to the frame that paints the new image: the new <img> is
+    // seen the moment it lands (MutationObserver), its load event marks it decoded, and a
+    // timeout queued from the next animation frame runs once that frame has been rendered.
+    const container = document.querySelector(image);
+    const old = container.querySelector('img')?.getAttribute('src') || '';
+    const input = document.querySelector(slider + ' input[type=range]');
+    const setValue = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set;
+    const loaded = new Promise((resolve) => {
+        const ready = (img) => img && img.getAttribute('src') && img.getAttribute('src') !== old;
+        const wait = (img) => (img.complete && img.naturalWidth > 0
+            ? resolve(true) : img.addEventListener('load', () => resolve(true), {once: true}));
+        const observer = new MutationObserver(() => {
+            const img = container.querySelector('img');
+            if (ready(img)) { observer.disconnect(); wait(img); }
+        });
+        observer.observe(container, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
+        setTimeout(() => { observer.disconnect(); resolve(false); }, 10000);
+    });
+    const start = performance.now();
+    setValue.call(input, value);
+    input.dispatchEvent(new Event('input', {bubbles: true}));
+    if (!(await loaded)) return -1;
+    await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+    return performance.now() - start;
+}"""
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -82,6 +116,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--cold-starts", type=int, default=2, help="extra starts before the one whose server is timed")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "app")
+    parser.add_argument("--models", nargs="+", default=None, help="bundled folder names to time (default: all)")
+    parser.add_argument("--browser", action="store_true", help="also time slider input to paint in headless Chromium")
     args = parser.parse_args()
 
     import torch
@@ -134,8 +170,12 @@ def main() -> None:
         "bars_ms": BARS_MS,
         "versions": {"gradio": __import__("gradio").__version__, "torch": torch.__version__, "python": platform.python_version()},
     }
+    keys = [key for _, key in registry.choices()]
     for label, key in registry.choices():
+        if args.models and key.split(":", 1)[1] not in args.models:
+            continue
         model = registry.get(key)
+        other = next(k for k in keys if k != key) if len(keys) > 1 else key
         values, _ = logic.slider_start(model, 0)
         padded = values + [0.0] * (logic.NUM_SLIDERS - len(values))
         actions = {
@@ -151,25 +191,99 @@ def main() -> None:
             ),
             "explore8": (lambda: client.predict(key, 0, 0, 8, api_name="/explore"), lambda: logic.perturbation_grid(model, 0, 0, 8)),
         }
-        if logic.is_vae(model):
-            actions["reconstruct"] = (
-                lambda: client.predict(key, sketch, api_name="/reconstruct"),
-                lambda: logic.reconstruct(model, digit),
+        actions["reconstruct" if logic.is_vae(model) else "reconstruct_gan"] = (
+            lambda: client.predict(key, sketch, api_name="/reconstruct"),
+            lambda: logic.reconstruct(model, digit),
+        )
+        actions["compare16"] = (
+            lambda: client.predict(key, other, 0, 16, api_name="/compare"),
+            lambda: logic.compare(registry, key, other, 0, 16),
+        )
+        tabs = logic.applicable_tabs(registry, key)
+        if tabs["directions"]:
+            actions["direction_redraw"] = (
+                lambda: client.predict(key, 0, "sefa", 1, 2.0, 3, api_name="/direction_redraw"),
+                lambda: logic.direction_redraw(model, 0, "sefa", 1, 2.0, 3),
+            )
+            if logic.is_digit_model(model) and tabs["invert"]:
+                logic.digit_path(model, 0, 3)  # the path is computed once per (seed, digit); a slider redraw reuses it
+                actions["direction_redraw_digit"] = (
+                    lambda: client.predict(key, 0, "digit", 1, 2.0, 3, api_name="/direction_redraw"),
+                    lambda: logic.direction_redraw(model, 0, "digit", 1, 2.0, 3),
+                )
+        if tabs["invert"]:
+            actions["invert"] = (
+                lambda: client.predict(key, handle_file(digit), api_name="/invert"),
+                lambda: logic.invert_image(model, digit),
+            )
+        if tabs["neighbours"]:
+            actions["neighbours8"] = (
+                lambda: client.predict(key, 0, 8, api_name="/neighbours"),
+                lambda: logic.neighbours(registry, key, 0, 8),
             )
         models[label] = {}
         for name, (through_app, direct) in actions.items():
-            served = timed(through_app, args.repeats)
-            served["compute_p50_ms"] = timed(direct, args.repeats)["p50_ms"]
+            repeats = min(args.repeats, SLOW_ACTIONS.get(name, args.repeats))
+            served = timed(through_app, repeats, warmup=1)
+            served["compute_p50_ms"] = timed(direct, repeats, warmup=1)["p50_ms"]
             models[label][name] = served
             print(
                 f"{label:34s} {name:13s} p50 {served['p50_ms']:7.1f} ms  p95 {served['p95_ms']:7.1f} ms  "
                 f"compute p50 {served['compute_p50_ms']:6.2f} ms  (floor p50 {results['floor']['p50_ms']:.1f} ms)"
             )
             save(report, args.out)
+    if args.browser:
+        report["browser"] = browser_latency(url, registry, args)
+        save(report, args.out)
+        # The same with the slider redraws on Gradio's queue (app.py's GENHUB_SLIDER_QUEUE=1), to show what it costs.
+        with running_app(args.weights, env={"GENHUB_SLIDER_QUEUE": "1"}) as queued:
+            report["browser_queued"] = browser_latency(queued.url, registry, args)
+        save(report, args.out)
     servers.close()
     report["complete"] = True
     save(report, args.out)
     print(f"wrote {args.out / 'latency.json'} and {args.out / 'latency.md'}")
+
+
+def browser_latency(url: str, registry, args) -> dict:
+    """Slider input event to painted image, in headless Chromium, for each digit model."""
+    from playwright.sync_api import sync_playwright
+
+    from genhub.space import app_logic as logic
+
+    results = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.set_default_timeout(30_000)
+        page.goto(url)
+        for label, key in registry.choices():
+            model = registry.get(key)
+            if not logic.is_digit_model(model) or (args.models and key.split(":", 1)[1] not in args.models):
+                continue
+            page.locator("#model input").click()
+            page.get_by_role("option").filter(has_text=label).first.click()
+            page.wait_for_function("(name) => document.querySelector('#model-info').innerText.includes(name)", arg=label.split(" ")[0])
+            page.wait_for_timeout(1000)
+            rows = {}
+            for tab, slider, image in (("Latent sliders", "#z0", "#slider-image"), ("Directions", "#direction-amount", "#direction-image")):
+                page.get_by_role("tab", name=tab).click()
+                page.wait_for_timeout(300)
+                times = []
+                for i in range(args.repeats + 2):
+                    value = f"{(i * 0.7) % 4 - 2:.1f}"  # a new value every move (steps of 0.7, wrapping in -2..2)
+                    elapsed = page.evaluate(SLIDER_TO_PAINT_JS, [slider, image, value])
+                    if elapsed < 0:
+                        raise RuntimeError(f"{label}: no new image 10 s after moving {slider} to {value}")
+                    if i >= 2:  # two warm-up moves
+                        times.append(elapsed)
+                times.sort()
+                rows[tab] = {"p50_ms": round(statistics.median(times), 1), "p95_ms": round(times[round(0.95 * (len(times) - 1))], 1),
+                             "n": len(times)}  # fmt: skip
+                print(f"browser {label:34s} {tab:15s} input->paint p50 {rows[tab]['p50_ms']:6.1f} ms  p95 {rows[tab]['p95_ms']:6.1f} ms")
+            results[label] = rows
+        browser.close()
+    return results
 
 
 def save(report: dict, out: Path) -> None:
@@ -207,9 +321,30 @@ def markdown(report: dict) -> str:
     lines += [
         "",
         "`compute` is the same action called in Python (model + image assembly, one torch thread); "
-        "the rest of each served time is Gradio's queue, HTTP/SSE and PNG transfer, which the floor measures alone.",
+        "the rest of each served time is Gradio's queue, HTTP/SSE and PNG transfer, which the floor measures alone. "
+        "invert, reconstruct_gan (inversion) and the digit paths take about 2 s by design and are timed 5 times.",
         "",
     ]
+    if report.get("browser"):
+        lines += [
+            "## In the browser: slider input to painted image",
+            "",
+            "Headless Chromium against the same server: for each digit model, the time from a slider's `input` event to "
+            "the frame that paints the new image (seen by a MutationObserver, its load event, then the next animation "
+            "frame), measured in the page with performance.now(). Target: p50 < 60 ms.",
+            "",
+            "| model | slider | p50 ms | p95 ms | n |",
+            "|---|---|---:|---:|---:|",
+        ]
+        queued = report.get("browser_queued", {})
+        lines[-2:] = ["| model | slider | p50 ms | p95 ms | n | on Gradio's queue: p50 ms | p95 ms |", "|---|---|---:|---:|---:|---:|---:|"]
+        for label, rows in report["browser"].items():
+            for tab, row in rows.items():
+                other = queued.get(label, {}).get(tab, {})
+                lines.append(f"| {label} | {tab} | {row['p50_ms']} | {row['p95_ms']} | {row['n']} | "
+                             f"{other.get('p50_ms', '-')} | {other.get('p95_ms', '-')} |")  # fmt: skip
+        lines += ["", "app.py sends slider redraws past the queue (`queue=False`); the last two columns are the same "
+                  "sliders with GENHUB_SLIDER_QUEUE=1, on the queue, measured in the same run.", ""]  # fmt: skip
     return "\n".join(lines)
 
 
