@@ -382,6 +382,22 @@ def test_client_drives_directions_and_inversion(served, tmp_path):
     assert Image.open(image).size[0] > 0 and "pixel MSE" in message
     with pytest.raises(Exception, match="No sefa directions"):
         client.predict("bundled:gan-tiny", 0, "sefa", 1, 1.0, api_name="/direction_redraw")
+    towards = client.predict("bundled:vae-tiny", 0, "digit", 1, 2.0, 3, api_name="/direction_redraw")  # "more like a 3"
+    assert Image.open(towards).size[0] > 0
+    with pytest.raises(Exception, match="need a 28x28 digit model"):
+        client.predict("bundled:gan-tiny", 0, "digit", 1, 2.0, 3, api_name="/direction_redraw")
+    with pytest.raises(Exception, match="No neighbour index ships with gan-tiny"):
+        client.predict("bundled:gan-tiny", 0, 8, api_name="/neighbours")
+
+
+def test_digit_path_is_cached_and_its_grid_has_a_row_per_digit(vae, generator):
+    path = logic.digit_path(vae, 4, 3)
+    assert path.shape == (41, vae.latent_dim) and logic.digit_path(vae, 4, 3) is path
+    grid = logic.direction_grid(vae, 4, "digit", 8)
+    single = logic.direction_redraw(vae, 4, "digit", 1, 0.0, 3)
+    assert grid.height > 9 * single.height // 2  # ten rows
+    with pytest.raises(logic.AppInputError, match="Digit must be a whole number from 0 to 9"):
+        logic.direction_redraw(vae, 4, "digit", 1, 1.0, 12)
 
 
 def test_compare_shows_both_models_and_their_cards_metrics(registry, served):
