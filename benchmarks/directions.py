@@ -2,6 +2,7 @@
 
 python benchmarks/directions.py                      # dcgan-mnist and gan-comic-faces, seed 3
 python benchmarks/directions.py --models wgan-gp-svhn --method ganspace
+python benchmarks/directions.py --models dcgan-mnist --method digit --out docs/app/digit-directions.png
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def main(argv=None) -> None:
         model = load_model(REPO / "weights" / name).eval()
         grid = logic.direction_grid(model, args.seed, args.method, args.directions)
         title = Image.new("RGB", (grid.width, 18), "white")
-        ImageDraw.Draw(title).text((4, 3), f"{name}: top {args.directions} {args.method} directions, seed {args.seed}, -3..3", fill="black")
+        what = "classifier-guided paths towards each digit" if args.method == "digit" else f"top {args.directions} {args.method} directions"
+        ImageDraw.Draw(title).text((4, 3), f"{name}: {what}, seed {args.seed}, -3..3", fill="black")
         panels += [title, grid.convert("RGB")]
     figure = Image.new("RGB", (max(p.width for p in panels), sum(p.height for p in panels)), "white")
     top = 0

@@ -174,7 +174,7 @@ def choose_model(page, name: str) -> None:
     page.wait_for_function("(name) => document.querySelector('#model-info').innerText.includes(name)", arg=name)
 
 
-def test_only_the_tabs_that_apply_are_shown(page, app_url):
+def test_only_the_tabs_that_apply_are_shown(page, app_url, screenshots):
     """Invert needs a decoder it can differentiate (a PixelCNN VAE draws pixel by pixel), and
     Neighbours a shipped index (the bundled models have one, test models none)."""
     page.goto(app_url)
@@ -183,7 +183,12 @@ def test_only_the_tabs_that_apply_are_shown(page, app_url):
     page.wait_for_timeout(500)
     assert tab_shown(page, "invert") and tab_shown(page, "directions") and tab_shown(page, "sample")
     assert tab_shown(page, "neighbours") is bundled
-    if bundled:
+    if bundled:  # the bundled models ship neighbour indexes: one click of the memorisation view
+        open_tab(page, "Neighbours")
+        page.locator("#neighbours-button").click()
+        wait_for_new_image(page, "#neighbour-image")
+        page.wait_for_function("() => document.querySelector('#neighbour-note').innerText.includes('held-out')")
+        shoot(page, screenshots, "neighbours")
         return
     choose_model(page, "c-pixelcnn")
     page.wait_for_function("() => !document.querySelector('button[role=tab][data-tab-id=invert]').checkVisibility()")
