@@ -45,13 +45,21 @@ def test_bf16_autocast_runs_the_forward_in_bf16_on_cpu():
 
 
 @pytest.mark.slow
-def test_compile_with_a_gradient_penalty_falls_back_to_an_eager_critic(capsys):
+def test_compile_with_a_gradient_penalty_keeps_the_critic_step_eager(capsys):
     gan = trainer("wgan-gp", compile=True)
-    gan.fit(images(), steps=1)  # n_critic 5: five critic steps with the penalty, one generator step
     assert "runs eager" in capsys.readouterr().out
-    assert gan.step_critic is gan.critic  # no longer the compiled wrapper
-    assert hasattr(gan.step_generator, "_orig_mod")  # the generator stays compiled
+    assert gan.step_critic is gan.critic  # the critic step is not compiled
+    assert hasattr(gan.step_generator, "_orig_mod") and hasattr(gan.generator_step_critic, "_orig_mod")  # the rest is
+    gan.fit(images(), steps=2)  # n_critic 5: ten critic steps with the penalty, two generator steps
     assert all(torch.isfinite(torch.tensor(values)).all() for values in gan.history.values())
+
+
+@pytest.mark.slow
+def test_a_double_backward_met_under_compile_falls_back_to_eager(capsys):
+    gan = trainer("wgan-gp", compile=True)
+    gan.step_critic = torch.compile(gan.critic)  # as if the objective's penalty had not been foreseen
+    gan.fit(images(), steps=1)
+    assert "runs eager" in capsys.readouterr().out and gan.step_critic is gan.critic
 
 
 def test_bad_precision_is_a_clear_error():

@@ -18,8 +18,9 @@ The speed path (`TrainSettings`, each option measured in benchmarks/throughput.p
 - `channels_last` stores the conv networks' weights and the batches in NHWC.
 - `compile` runs the networks through torch.compile ("reduce-overhead", CUDA graphs, on CUDA).
   A compiled graph has no double backward, so where the critic step differentiates through the
-  critic twice (a gradient penalty) the critic falls back to eager on the first step, with a
-  note, and the generator stays compiled.
+  critic twice (an objective with a gradient penalty) the critic step runs eager, with a note,
+  and the generator (and the critic in the generator step) stay compiled; a double backward
+  met anyway falls back to eager on the first step.
 The loop, the budget, exact resume, the EMA and the NaN guard are genhub.training.base's.
 
 Data-parallel (`distributed`, genhub.training.distributed): the generator and the critic are
@@ -118,8 +119,11 @@ class GANTrainer(Trainer):
         if settings.compile:
             mode = "reduce-overhead" if self.device.type == "cuda" else None
             self.step_generator = torch.compile(self.step_generator, mode=mode)
-            self.step_critic = torch.compile(self.step_critic, mode=mode)
             self.generator_step_critic = torch.compile(self.critic, mode=mode)
+            if self.objective.penalty_weight:  # autograd.grad through a compiled graph: no double backward
+                print(f"note: --compile: {self.objective.name!r} has a gradient penalty, so its critic step runs eager", flush=True)
+            else:
+                self.step_critic = torch.compile(self.step_critic, mode=mode)
 
     @property
     def steps_done(self) -> int:
@@ -167,13 +171,13 @@ class GANTrainer(Trainer):
     def _critic_backward(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
         """The critic loss and its gradients. A compiled critic that meets double backward (a
         gradient penalty) is replaced by the eager one, once, and the loss recomputed."""
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_autocast):
-            critic_loss, logs = self.objective.critic_step_loss(self.step_critic, real, fake)
-        self.optimizer_d.zero_grad(set_to_none=True)
         try:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_autocast):
+                critic_loss, logs = self.objective.critic_step_loss(self.step_critic, real, fake)
+            self.optimizer_d.zero_grad(set_to_none=True)
             critic_loss.backward()
-        except RuntimeError as error:
-            if not (self.settings.compile and "double backward" in str(error)):
+        except RuntimeError as error:  # a penalty the rule above did not foresee (an objective's own autograd.grad)
+            if not (self.settings.compile and hasattr(self.step_critic, "_orig_mod") and "grad" in str(error)):
                 raise
             print(f"note: --compile: {error}; the critic of {self.objective.name!r} runs eager, the generator compiled", flush=True)
             self.step_critic = self.step_critic._orig_mod  # what torch.compile wrapped: the critic or its DDP wrapper
