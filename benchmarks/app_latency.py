@@ -322,7 +322,8 @@ def markdown(report: dict) -> str:
         "",
         "`compute` is the same action called in Python (model + image assembly, one torch thread); "
         "the rest of each served time is Gradio's queue, HTTP/SSE and PNG transfer, which the floor measures alone. "
-        "invert, reconstruct_gan (inversion) and the digit paths take about 2 s by design and are timed 5 times.",
+        "invert and reconstruct_gan (inversion: 150 Adam steps from 4 starts, or 2 s, whichever comes first) are timed 5 "
+        "times; direction_redraw_digit moves along a classifier-guided path computed once per (seed, digit) before the timing.",
         "",
     ]
     if report.get("browser"):
