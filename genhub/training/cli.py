@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -110,9 +111,10 @@ def check_output_folder(parser: argparse.ArgumentParser, folder) -> None:
         parser.error(f"--out {out} is a file, not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".genhub-write-test"
+        # One probe per process: under a launcher every rank runs this check on the same folder.
+        probe = out / f".genhub-write-test-{os.getpid()}"
         probe.write_bytes(b"")
-        probe.unlink()
+        probe.unlink(missing_ok=True)
     except OSError as error:
         parser.error(f"--out {out} cannot be written ({error.strerror or error})")
 
