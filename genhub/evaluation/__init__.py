@@ -279,7 +279,7 @@ def evaluate_model(
     training images), compare against that held-out part and measure memorisation.
     Deterministic for a seed. Runs on the model's device.
     """
-    from genhub.models.classifier import load_evaluator
+    from genhub.models.classifier import is_digit_shape, load_evaluator
 
     family = dataset_family(dataset)
     native = native_shape(dataset)
@@ -296,7 +296,7 @@ def evaluate_model(
         used_split = f"train, held-out {holdout:g} ({len(reference)} images)"
     else:
         reference, used_split = reference_images(dataset, model.image_shape, split, limit=num_samples)
-    digit_data = family in DIGIT_DATASETS and tuple(model.image_shape) == (1, 28, 28)
+    digit_data = family in DIGIT_DATASETS and is_digit_shape(model.image_shape)
     if (digit_data or family == "svhn") and classifier is None:
         classifier = load_evaluator("mnist", device=model.device)
     # Held-out sets are small: all `num_samples` samples go to the memorisation check, and the first

@@ -27,6 +27,11 @@ from genhub.runtime import eval_mode
 EVALUATORS = {"mnist": "mnist-cnn"}  # dataset family -> bundled folder under weights/evaluators
 
 
+def is_digit_shape(image_shape) -> bool:
+    """Whether images of this (C, H, W) are what the digit evaluator reads as they are: 28x28 grey."""
+    return tuple(image_shape) == (1, 28, 28)
+
+
 class DigitClassifier(HubModel, tags=["image-classification", "evaluation"], pipeline_tag="image-classification"):
     """Three conv stages (16, 32, 64 channels) with max pooling down to 3x3, a 128-d feature layer.
 

@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw
 from genhub.assets import bundled_weights_dir
 from genhub.data import WIDE_MODES, prepare_image
 from genhub.images import grid_image, save_gif
+from genhub.models.classifier import is_digit_shape
 from genhub.models.hub import CONFIG_NAME, GenModel, ModelLoadError, load_hub_model, load_model
 from genhub.runtime import pick_device
 from genhub.space import latent
@@ -559,7 +560,7 @@ def direction_grid(model: GenModel, seed, method, count) -> Image.Image:
 
 
 def is_digit_model(model: GenModel) -> bool:
-    return tuple(model.image_shape) == (1, 28, 28)
+    return is_digit_shape(model.image_shape)
 
 
 def can_differentiate(model: GenModel) -> bool:

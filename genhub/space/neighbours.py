@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from genhub.models.classifier import is_digit_shape
+
 INDEX_FOLDER = "neighbours"
 INDEX_SIZE = 5000
 REFERENCE_SIZE = 1000
@@ -42,13 +44,9 @@ def index_name(dataset: str, image_shape) -> str:
     return f"{dataset}-{'x'.join(str(s) for s in image_shape)}.safetensors"
 
 
-def uses_evaluator(image_shape) -> bool:
-    return tuple(image_shape) == (1, 28, 28)
-
-
 def feature_function(image_shape, device="cpu"):
     """Images in [0, 1] (N, C, H, W) -> features (N, 128), the index's kind for this shape."""
-    if uses_evaluator(image_shape):
+    if is_digit_shape(image_shape):
         from genhub.models.classifier import load_evaluator
 
         classifier = load_evaluator("mnist", device=device)
@@ -70,7 +68,7 @@ class Index:
 
     @property
     def kind(self) -> str:
-        return "evaluator CNN features" if uses_evaluator(self.image_shape) else "pixels, random projection to 128 dimensions"
+        return "evaluator CNN features" if is_digit_shape(self.image_shape) else "pixels, random projection to 128 dimensions"
 
     def nearest(self, query_features: torch.Tensor, k: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
         """The k nearest indexed images of one query: (distances, positions in the split)."""
