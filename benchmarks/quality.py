@@ -46,7 +46,7 @@ from genhub.evaluation.metrics import iwae_nll
 from genhub.images import to_signed_range, to_unit_range
 from genhub.models.classifier import load_evaluator
 from genhub.runtime import environment_summary, pick_device, seed_everything
-from genhub.training import GANTrainer, VAETrainer, build_gan, build_vae, gan_settings, read_recipe, recipe_args, vae_settings
+from genhub.training import read_recipe, recipe_args, train_for_budget
 
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes" / "quality"
 
@@ -233,16 +233,13 @@ def train_genhub(recipe: Path, data: torch.Tensor, budget: Budget, seed: int, va
     """A genhub recipe file through genhub.training's trainer for the budget (the trainer's own
     clock: process CPU time on a CPU, synchronized wall time on CUDA)."""
     args = recipe_args(recipe, seed=seed, device=str(budget.device), no_progress=True)
-    clock = "wall" if budget.device.type == "cuda" else "process"
-    if read_recipe(recipe)["script"] == "gan":
-        model, critic = build_gan(args, tuple(data.shape[1:]))
-        trainer = GANTrainer(model, critic, args.objective, settings=gan_settings(args), device=budget.device)
-        trainer.fit(data, seconds=budget.seconds, clock=clock)
+    script = read_recipe(recipe)["script"]
+    model, trainer = train_for_budget(script, args, data, budget.seconds, budget.device, validation=validation)
+    if script == "gan":
         info = {"critic steps": trainer.critic_steps, "generator steps": trainer.generator_steps}
-        return trainer.sampling_model(), info, trainer.train_seconds
-    trainer = VAETrainer(build_vae(args, data), settings=vae_settings(args), device=budget.device)
-    trainer.fit(data, seconds=budget.seconds, clock=clock, validation=validation)
-    return trainer.model, {"steps": trainer.optimizer_steps}, trainer.train_seconds
+    else:
+        info = {"steps": trainer.optimizer_steps}
+    return model, info, trainer.train_seconds
 
 
 def train_lab_dcgan(data, budget: Budget, seed: int, recipe: dict):

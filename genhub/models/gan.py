@@ -9,7 +9,9 @@ All three share one generator design, chosen by `architecture` (the same names a
 GenVAE's; configs saved before the names were unified, with "dcgan", still load as "conv"):
   "conv"   linear -> small feature map -> stride-2 transposed convs with batch norm (nets.ConvDecoder);
            `batch_norm=False` drops the norms, which makes it the conv VAE's decoder layer for
-           layer, so a VAE decoder can seed the generator (genhub.training.warm_start)
+           layer, so a VAE decoder can seed the generator (genhub.training.warm_start);
+           `upsample="nearest"` doubles the side with nearest-neighbour upsampling and a 3x3 conv
+           instead, which cannot draw the transposed conv's checkerboard
   "mlp"    the fully connected generator of the classic WGAN demos (ReLU hidden layers)
 and end in tanh, so the generator speaks [-1, 1] (the range training data is scaled to);
 `decode` maps that to [0, 1] like every genhub model. The class names the objective the
@@ -24,7 +26,7 @@ import torch
 from torch import nn
 
 from genhub.models.hub import GenModel
-from genhub.models.nets import ConvDecoder, ConvEncoder, check_image_shape, mlp
+from genhub.models.nets import NORMS, UPSAMPLES, ConvDecoder, ConvEncoder, apply_spectral_norm, check_image_shape, mlp
 
 ARCHITECTURES = ("conv", "mlp")
 LEGACY_ARCHITECTURES = {"dcgan": "conv"}  # the old name of "conv", in configs and checkpoints saved before
@@ -63,14 +65,22 @@ def dcgan_init(module: nn.Module) -> None:
 
 
 def build_generator(
-    latent_dim: int, image_shape, architecture: str = "conv", width: int = 64, hidden_dims=(512, 512, 512), batch_norm: bool = True
+    latent_dim: int,
+    image_shape,
+    architecture: str = "conv",
+    width: int = 64,
+    hidden_dims=(512, 512, 512),
+    batch_norm: bool = True,
+    upsample: str = "transpose",
 ) -> nn.Sequential:
-    """z (N, latent_dim) -> images (N, C, H, W) in [-1, 1]. `batch_norm` applies to "conv" only."""
+    """z (N, latent_dim) -> images (N, C, H, W) in [-1, 1]. `batch_norm` and `upsample` apply to "conv" only."""
     image_shape = check_image_shape(image_shape)
     architecture = canonical_architecture(architecture)
     hidden = _check_architecture(architecture, width, hidden_dims)
+    if upsample not in UPSAMPLES:
+        raise ValueError(f"upsample must be one of {UPSAMPLES}, got {upsample!r}")
     if architecture == "conv":
-        network = nn.Sequential(ConvDecoder(latent_dim, image_shape, width=width, batch_norm=batch_norm), nn.Tanh())
+        network = nn.Sequential(ConvDecoder(latent_dim, image_shape, width=width, batch_norm=batch_norm, upsample=upsample), nn.Tanh())
         dcgan_init(network)
         return network
     body = mlp([latent_dim, *hidden, math.prod(image_shape)], activation=nn.ReLU)
@@ -83,7 +93,9 @@ class Critic(nn.Module):
 
     "conv": stride-2 convs (nets.ConvEncoder) with `norm` "batch" (DCGAN), or "layer"/"none"
     for gradient-penalty training, where batch norm would couple the per-sample gradients.
-    "mlp": LeakyReLU hidden layers, never normalized.
+    "mlp": LeakyReLU hidden layers, not normalized.
+    `norm="spectral"` (either architecture): every weight divided by its spectral norm
+    (Miyato et al. 2018, nets.apply_spectral_norm), a 1-Lipschitz critic by construction.
     """
 
     def __init__(
@@ -101,6 +113,8 @@ class Critic(nn.Module):
         hidden = _check_architecture(architecture, width, hidden_dims)
         if isinstance(out_features, bool) or int(out_features) < 1:
             raise ValueError(f"out_features must be a positive integer, got {out_features}")
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.out_features = int(out_features)
         self.config = {
             "image_shape": list(self.image_shape),
@@ -115,6 +129,8 @@ class Critic(nn.Module):
             dcgan_init(self.body)
         else:
             self.body = nn.Sequential(nn.Flatten(), mlp([math.prod(self.image_shape), *hidden, self.out_features], activation=_leaky_relu))
+        if norm == "spectral":
+            apply_spectral_norm(self.body)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         outputs = self.body(images)
@@ -139,6 +155,8 @@ class AutoencoderCritic(nn.Module):
         hidden = _check_architecture(architecture, width, hidden_dims)
         if isinstance(code_dim, bool) or int(code_dim) < 1:
             raise ValueError(f"code_dim must be a positive integer, got {code_dim}")
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         code_dim = int(code_dim)
         self.config = {
             "class": "AutoencoderCritic",
@@ -159,6 +177,8 @@ class AutoencoderCritic(nn.Module):
             self.decoder = nn.Sequential(
                 mlp([code_dim, *reversed(hidden), size], activation=_leaky_relu), nn.Unflatten(1, self.image_shape)
             )
+        if norm == "spectral":
+            apply_spectral_norm(self)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(images))
@@ -205,6 +225,7 @@ class GenGAN(GenModel):
         hidden_dims: tuple[int, ...] = (512, 512, 512),
         objective: str | None = None,
         batch_norm: bool = True,
+        upsample: str = "transpose",
     ):
         super().__init__()
         if isinstance(latent_dim, bool) or int(latent_dim) < 1:
@@ -217,8 +238,9 @@ class GenGAN(GenModel):
         self.objective = objective or self.default_objective
         self.width = int(width)
         self.batch_norm = bool(batch_norm)
+        self.upsample = upsample
         self.generator = build_generator(
-            self.latent_dim, self.image_shape, self.architecture, width, hidden_dims, batch_norm=self.batch_norm
+            self.latent_dim, self.image_shape, self.architecture, width, hidden_dims, batch_norm=self.batch_norm, upsample=upsample
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -46,13 +46,41 @@ def mlp(sizes: list[int], activation=nn.SiLU, norm: bool = False) -> nn.Sequenti
     return nn.Sequential(*layers)
 
 
+UPSAMPLES = ("transpose", "nearest")
+
+
+def upsampling_conv(fan_in: int, fan_out: int, upsample: str, bias: bool = True) -> nn.Module:
+    """Double the side and map fan_in -> fan_out channels.
+
+    "transpose": a stride-2 4x4 transposed conv (DCGAN). Its kernel overlaps unevenly (each output
+    pixel sums 1, 2 or 4 kernel taps, by its position modulo 2), the source of checkerboard
+    artefacts (Odena et al. 2016). "nearest": nearest-neighbour upsampling, then a 3x3 conv:
+    every output pixel sees the same number of taps, so no checkerboard by construction.
+    """
+    if upsample == "transpose":
+        return nn.ConvTranspose2d(fan_in, fan_out, 4, 2, 1, bias=bias)
+    if upsample == "nearest":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(fan_in, fan_out, 3, 1, 1, bias=bias))
+    raise ValueError(f"upsample must be one of {UPSAMPLES}, got {upsample!r}")
+
+
 class ConvDecoder(nn.Module):
     """z -> (C, H, W) pre-activation outputs: a linear map to a small feature map, then
-    stride-2 transposed convs that halve the channels and double the side (DCGAN)."""
+    upsampling convs (`upsample`, see upsampling_conv) that halve the channels and double the side (DCGAN)."""
 
-    def __init__(self, latent_dim: int, image_shape, width: int = 64, batch_norm: bool = True, out_channels: int | None = None):
+    def __init__(
+        self,
+        latent_dim: int,
+        image_shape,
+        width: int = 64,
+        batch_norm: bool = True,
+        out_channels: int | None = None,
+        upsample: str = "transpose",
+    ):
         """`out_channels` overrides the image's channels (a feature map of that many at full size)."""
         super().__init__()
+        if upsample not in UPSAMPLES:
+            raise ValueError(f"upsample must be one of {UPSAMPLES}, got {upsample!r}")
         channels, side, _ = check_image_shape(image_shape)
         channels = out_channels or channels
         steps = num_doublings(side)
@@ -69,20 +97,28 @@ class ConvDecoder(nn.Module):
         for step in range(steps - 1):
             fan_in = top // 2**step
             blocks += [
-                nn.ConvTranspose2d(fan_in, fan_in // 2, 4, 2, 1, bias=not batch_norm),
+                upsampling_conv(fan_in, fan_in // 2, upsample, bias=not batch_norm),
                 nn.BatchNorm2d(fan_in // 2) if batch_norm else nn.Identity(),
                 nn.ReLU(),
             ]
-        blocks.append(nn.ConvTranspose2d(width, channels, 4, 2, 1))
+        blocks.append(upsampling_conv(width, channels, upsample))
         self.blocks = nn.Sequential(*blocks)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.project(z))
 
 
+NORMS = ("batch", "layer", "none", "spectral")
+
+
 class ConvEncoder(nn.Module):
     """(C, H, W) -> features: stride-2 convs doubling the channels, then a linear map to
-    `out_features`. `norm` is "batch", "layer" (per-sample, safe with gradient penalties) or "none"."""
+    `out_features`. `norm` is "batch", "layer" (per-sample, safe with gradient penalties), "none",
+    or "spectral": no feature norm, and every conv and linear weight W divided by its largest
+    singular value sigma(W) (Miyato et al. 2018, one power iteration per training forward), so
+    each layer is 1-Lipschitz and the whole critic is too (LeakyReLU is 1-Lipschitz). Spectral
+    norm is per-sample like "layer", so it goes with gradient penalties. The caller applies it
+    with `apply_spectral_norm` after initialising the weights."""
 
     def __init__(self, image_shape, out_features: int, width: int = 64, norm: str = "batch", activation=None):
         super().__init__()
@@ -93,7 +129,7 @@ class ConvEncoder(nn.Module):
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), activation()]
         fan_in = width
         for _ in range(steps - 1):
-            layers += [nn.Conv2d(fan_in, fan_in * 2, 4, 2, 1, bias=norm == "none"), _norm2d(norm, fan_in * 2), activation()]
+            layers += [nn.Conv2d(fan_in, fan_in * 2, 4, 2, 1, bias=norm in ("none", "spectral")), _norm2d(norm, fan_in * 2), activation()]
             fan_in *= 2
         layers += [nn.Flatten(), nn.Linear(fan_in * end * end, out_features)]
         self.layers = nn.Sequential(*layers)
@@ -108,6 +144,17 @@ def _norm2d(kind: str, channels: int) -> nn.Module:
         return nn.BatchNorm2d(channels)
     if kind == "layer":
         return nn.GroupNorm(1, channels)
-    if kind == "none":
+    if kind in ("none", "spectral"):  # spectral norm reparametrises the weights (apply_spectral_norm), not the features
         return nn.Identity()
-    raise ValueError(f"norm must be 'batch', 'layer' or 'none', got {kind!r}")
+    raise ValueError(f"norm must be one of {NORMS}, got {kind!r}")
+
+
+def apply_spectral_norm(module: nn.Module) -> nn.Module:
+    """W -> W / sigma(W) on every conv and linear layer of `module` (torch's parametrization: the
+    state dict keeps W as `parametrizations.weight.original` and the power iteration's u and v)."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for layer in list(module.modules()):
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            spectral_norm(layer)
+    return module

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genhub.objectives.penalties import clip_weights, gradient_penalty
+from genhub.objectives.penalties import clip_weights, gradient_penalty, r1_penalty
 
 Scores = torch.Tensor
 
@@ -107,9 +107,22 @@ class Objective:
     hub_class: str = "GenGAN"  # the genhub class a trained generator is saved as
     critic_kind: str = "score"  # what the critic outputs: one "score", `feature_dim` "features", or an "autoencoder" reconstruction
     feature_dim: int = 16  # critic outputs per sample when critic_kind is "features"
+    r1_weight: float = 0.0  # gamma of the R1 penalty (gamma / 2) E_real ||grad D||^2; 0: none
+
+    @property
+    def double_backward(self) -> bool:
+        """Whether the critic step differentiates through the critic's input gradient (a penalty)."""
+        return bool(self.penalty_weight or self.r1_weight)
+
+    @property
+    def takes_r1(self) -> bool:
+        """R1 is added by the plain score step below; objectives with their own step do not take it."""
+        return self.critic_kind == "score" and type(self).critic_step_loss is Objective.critic_step_loss
 
     def critic_step_loss(self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """The critic's loss on one batch, and detached numbers worth logging."""
+        if self.r1_weight:
+            real = real.detach().requires_grad_(True)
         real_scores, fake_scores = critic(real), critic(fake)
         loss = self.critic_loss(real_scores, fake_scores)
         logs = {
@@ -121,6 +134,10 @@ class Objective:
             penalty = gradient_penalty(critic, real, fake)
             loss = loss + self.penalty_weight * penalty
             logs["gradient_penalty"] = penalty.detach()
+        if self.r1_weight:
+            penalty = r1_penalty(real, real_scores)
+            loss = loss + 0.5 * self.r1_weight * penalty
+            logs["r1_penalty"] = penalty.detach()
         return loss, logs
 
     def generator_step_loss(self, critic: nn.Module, fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, dict]:

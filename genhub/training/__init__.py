@@ -24,7 +24,7 @@ from genhub.training.base import (
 from genhub.training.cli import parse_gan_args, parse_vae_args, parse_vaegan_args, recipe_args
 from genhub.training.gan import GANTrainer, TrainSettings, refresh_batch_norm
 from genhub.training.recipes import RecipeError, read_recipe
-from genhub.training.runs import Run, build_gan, build_vae, gan_settings, train_gan, train_vae, vae_settings
+from genhub.training.runs import Run, build_gan, build_vae, gan_settings, train_for_budget, train_gan, train_vae, vae_settings
 from genhub.training.vae import VAESettings, VAETrainer
 from genhub.training.warm_start import gan_from_vae
 
@@ -56,6 +56,7 @@ __all__ = [
     "recipe_args",
     "refresh_batch_norm",
     "save_json",
+    "train_for_budget",
     "train_gan",
     "train_vae",
     "vae_settings",

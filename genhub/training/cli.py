@@ -13,6 +13,7 @@ from pathlib import Path
 
 from genhub.models.gan import ARCHITECTURES
 from genhub.models.hub import GenModel, PushError, push_folder
+from genhub.models.nets import UPSAMPLES
 from genhub.objectives import OBJECTIVES, get_objective
 from genhub.runtime import pick_device
 from genhub.training.distributed import TRACKERS, is_main_process
@@ -271,9 +272,17 @@ def add_gan_arguments(parser: argparse.ArgumentParser) -> None:
     gan.add_argument("--hidden", type=int, nargs="+", default=[512, 512, 512], help="MLP hidden sizes")
     gan.add_argument(
         "--critic-norm",
-        choices=["auto", "batch", "layer", "none"],
+        choices=["auto", "batch", "layer", "none", "spectral"],
         default="auto",
-        help="conv critic normalization (auto: the objective's; never batch norm with a gradient penalty)",
+        help="critic normalization (auto: the objective's; never batch norm with a gradient penalty); "
+        "spectral: spectral normalization of every critic weight (Miyato et al. 2018)",
+    )
+    gan.add_argument(
+        "--upsample",
+        choices=UPSAMPLES,
+        default="transpose",
+        help="conv generator upsampling: transpose (stride-2 transposed convs, DCGAN) or nearest (nearest-neighbour "
+        "upsampling + 3x3 conv, no checkerboard artefacts)",
     )
     gan.add_argument("--image-size", type=int, default=None, help="resize images (default: the dataset's size)")
     gan.add_argument("--channels", type=int, choices=[1, 3], default=None)
@@ -282,6 +291,12 @@ def add_gan_arguments(parser: argparse.ArgumentParser) -> None:
     optim.add_argument("--generator-lr-scale", type=float, default=1.0, help="the generator's learning rate over the critic's")
     optim.add_argument("--n-critic", type=int, default=None, help="critic updates per generator update")
     optim.add_argument("--ema-decay", type=float, default=0.999)
+    optim.add_argument(
+        "--r1",
+        type=float,
+        default=None,
+        help="gamma of an R1 penalty, (gamma/2) E ||grad D(real)||^2 (Mescheder et al. 2018); default: none",
+    )
     speed = parser.add_argument_group("speed (benchmarks/throughput.py measures each)")
     speed.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                        help="auto: bf16 autocast on CUDA, fp32 on CPU; bf16: autocast on any device (AVX512-BF16/AMX CPUs)")  # fmt: skip
@@ -316,6 +331,11 @@ def check_gan_arguments(parser: argparse.ArgumentParser, args: argparse.Namespac
         parser.error(f"--latent-dim {args.latent_dim} is too large (at most 4096)")
     if not 0 <= args.ema_decay < 1:
         parser.error("--ema-decay must be in [0, 1)")
+    if args.r1 is not None:
+        if not (args.r1 >= 0 and math.isfinite(args.r1)):
+            parser.error(f"--r1 must be a penalty weight >= 0, got {args.r1}")
+        if args.r1 and not get_objective(args.objective).takes_r1:
+            parser.error(f"--r1 needs a score objective with the standard critic step (dcgan, hinge, lsgan, ...), not {args.objective}")
     check_augment_arguments(parser, args)
     if args.critic_norm == "batch" and get_objective(args.objective).penalty_weight:
         parser.error(f"--objective {args.objective} uses a per-sample gradient penalty: pick --critic-norm layer or none, not batch")

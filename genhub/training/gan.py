@@ -32,6 +32,7 @@ Fisher's multiplier) are averaged over the processes after every critic step.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,8 @@ __all__ = ["CHECKPOINT_NAME", "CheckpointError", "GANTrainer", "TrainSettings", 
 class TrainSettings(Settings):
     n_critic: int | None = None  # None: the objective's default
     lr: float | None = None  # None: the objective's default, for both networks
-    generator_lr_scale: float = 1.0  # the generator's learning rate relative to the critic's
+    generator_lr_scale: float = 1.0  # the generator's learning rate relative to the critic's (two time-scale updates when != 1)
+    r1: float | None = None  # gamma of an R1 penalty on real images; None: the objective's (none for the registered ones)
     ema_decay: float | None = 0.999
     augment: str = ""  # DiffAugment policies before every critic call, e.g. "color,translation,cutout"; "" for none
     augment_p: float = 1.0  # the probability each policy is applied to each image
@@ -68,6 +70,8 @@ class TrainSettings(Settings):
             raise ValueError(f"generator_lr_scale must be positive, got {self.generator_lr_scale}")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.r1 is not None and not (self.r1 >= 0 and math.isfinite(self.r1)):
+            raise ValueError(f"r1 (gamma) must be >= 0, got {self.r1}")
         if self.ema_decay is None:
             raise ValueError("the GAN trainer samples from an EMA generator: ema_decay must be in [0, 1)")
         if self.augment:
@@ -92,6 +96,11 @@ class GANTrainer(Trainer):
     ):
         settings = settings or TrainSettings()
         self.objective = get_objective(objective) if isinstance(objective, str) else objective
+        if settings.r1 is not None:
+            if settings.r1 and not self.objective.takes_r1:
+                name = self.objective.name
+                raise ValueError(f"an R1 penalty needs a score objective with the standard critic step; {name!r} has its own")
+            self.objective.r1_weight = settings.r1
         self.n_critic = settings.n_critic or self.objective.n_critic
         if self.n_critic < 1:
             raise ValueError(f"n_critic must be positive, got {self.n_critic}")
@@ -120,8 +129,8 @@ class GANTrainer(Trainer):
             mode = "reduce-overhead" if self.device.type == "cuda" else None
             self.step_generator = torch.compile(self.step_generator, mode=mode)
             self.generator_step_critic = torch.compile(self.critic, mode=mode)
-            if self.objective.penalty_weight:  # autograd.grad through a compiled graph: no double backward
-                print(f"note: --compile: {self.objective.name!r} has a gradient penalty, so its critic step runs eager", flush=True)
+            if self.objective.double_backward:  # autograd.grad through a compiled graph: no double backward
+                print(f"note: --compile: {self.objective.name!r} has a gradient penalty (or R1), so its critic step runs eager", flush=True)
             else:
                 self.step_critic = torch.compile(self.step_critic, mode=mode)
 
@@ -228,7 +237,7 @@ class GANTrainer(Trainer):
 
         if not self.history:
             return
-        keys = [k for k in ("critic_loss", "generator_loss", "gradient_penalty") if k in self.history]
+        keys = [k for k in ("critic_loss", "generator_loss", "gradient_penalty", "r1_penalty") if k in self.history]
         figure, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.2), squeeze=False)
         steps = self.history["step"]
         window = max(1, len(steps) // 100)

@@ -345,6 +345,7 @@ def gan_settings(args) -> TrainSettings:
         ema_decay=args.ema_decay,
         seed=args.seed,
         generator_lr_scale=getattr(args, "generator_lr_scale", 1.0),
+        r1=getattr(args, "r1", None),
         augment=getattr(args, "augment", "") or "",
         augment_p=getattr(args, "augment_p", 1.0),
         progress=not args.no_progress,
@@ -371,6 +372,7 @@ def build_gan(args, image_shape) -> tuple[GenGAN, torch.nn.Module]:
         width=args.width,
         hidden_dims=tuple(args.hidden),
         objective=args.objective,
+        upsample=getattr(args, "upsample", "transpose"),
     )
     critic = build_critic(
         get_objective(args.objective),
@@ -453,6 +455,26 @@ def train_gan(args, *, generator: GenGAN | None = None, command: str | None = No
     return Run(model=model, folder=folder, card=card, trainer=trainer, num_train=len(images))
 
 
+def train_for_budget(script: str, args, data: torch.Tensor, seconds: float, device, *, validation: torch.Tensor | None = None):
+    """Train what `args` describes (a recipe's namespace, recipe_args) on uint8 `data` for `seconds`
+    of training, in memory with no output folder: how benchmarks compare recipes at equal compute.
+    The clock is this process's CPU time on a CPU (fair on a shared machine) and synchronized wall
+    time on CUDA. `script` is the recipe's, "gan" or "vae". Returns (sampling model, trainer)."""
+    device = torch.device(device)
+    clock = "wall" if device.type == "cuda" else "process"
+    seed_everything(args.seed)
+    if script == "gan":
+        model, critic = build_gan(args, tuple(data.shape[1:]))
+        trainer = GANTrainer(model, critic, args.objective, settings=gan_settings(args), device=device)
+        trainer.fit(data, seconds=seconds, clock=clock)
+        return trainer.sampling_model(), trainer
+    if script == "vae":
+        trainer = VAETrainer(build_vae(args, data), settings=vae_settings(args), device=device)
+        trainer.fit(data, seconds=seconds, clock=clock, validation=validation)
+        return trainer.model, trainer
+    raise ValueError(f"no budgeted training for script {script!r}; use 'gan' or 'vae'")
+
+
 def _holdout_row(args) -> dict:
     fraction = getattr(args, "holdout", None)
     return {"held out for evaluation (never trained on)": f"{fraction:g} of the training split, fixed (seed 0)"} if fraction else {}
@@ -491,6 +513,8 @@ def gan_card(args, trainer: GANTrainer, num_train: int, device) -> dict:
             "optimizer": f"{optimizer.name} {lr}" + (f" betas {tuple(optimizer.betas)}" if optimizer.name == "adam" else ""),
             "weight clipping": trainer.objective.clip_value or "none",
             "gradient penalty weight": trainer.objective.penalty_weight or "none",
+            "R1 penalty (gamma)": trainer.objective.r1_weight or "none",
+            "generator upsampling": getattr(trainer.model, "upsample", "transpose"),
             "EMA decay (sampling weights)": settings.ema_decay,
             "precision": "bf16 autocast" if trainer.use_autocast else "fp32",
             **_holdout_row(args),

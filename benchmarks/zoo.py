@@ -1,0 +1,181 @@
+"""The standard levers for small GANs, one at a time at equal compute, for the model zoo.
+
+    python benchmarks/zoo.py --budget 180 --threads 1                 # every lever on MNIST
+    python benchmarks/zoo.py --levers base "spectral norm" --budget 60  # a few, quickly
+    python benchmarks/zoo.py --combine "hinge loss" "spectral norm"     # a combination, as one more row
+
+A base recipe (default recipes/zoo/levers-mnist.toml, the bundled DCGAN's recipe at width 32)
+trains once as it is and once per lever, where a lever changes one or two of its fields
+(LEVERS below), each for the same --budget seconds of training (this process's CPU time on a
+CPU, genhub.training.train_for_budget). Each EMA generator then draws --samples images with
+seed 0, judged against as many held-out real images: for digits FD, precision, recall and class
+coverage on the evaluator CNN's features, SWD for every dataset. The real-vs-real floor (real
+training images against the same held-out ones, at the same size) is the first row.
+
+Rows are kept in docs/zoo/levers-<dataset>.json, so levers can be run in several calls (a
+combination after the single levers, say) and the table docs/zoo/levers-<dataset>.md is rebuilt
+from every row present; --redo replaces rows that exist. A 16-sample grid of each row goes to
+docs/zoo/levers-<dataset>/<row>.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+import torch
+
+from genhub import load_images
+from genhub.evaluation import evaluate_images, generate, reference_images
+from genhub.images import grid_image
+from genhub.models.classifier import is_digit_shape, load_evaluator
+from genhub.runtime import environment_summary, pick_device, portable, save_image
+from genhub.training import read_recipe, recipe_args, train_for_budget
+
+REPO = Path(__file__).resolve().parent.parent
+BASE = REPO / "recipes" / "zoo" / "levers-mnist.toml"
+# name -> the recipe fields it changes (one lever each; "base" changes nothing)
+LEVERS = {
+    "base": {},
+    "spectral norm": {"critic_norm": "spectral"},  # critic weights / sigma(W) instead of batch norm
+    "hinge loss": {"objective": "hinge"},
+    "two time-scales": {"lr": 4e-4, "generator_lr_scale": 0.25},  # critic 4e-4, generator 1e-4 (Heusel et al. 2017)
+    "R1 penalty": {"r1": 1.0},  # gamma 1 on real images (Mescheder et al. 2018)
+    "no EMA": {"ema_decay": 0.0},  # sample from the raw generator: what the base's EMA 0.999 is worth
+    "EMA 0.9999": {"ema_decay": 0.9999},
+    "wider": {"width": 64},
+    "upsample + conv": {"upsample": "nearest"},  # against checkerboard artefacts (Odena et al. 2016)
+    "augmentation": {"augment": "translation"},  # DiffAugment translation (Zhao et al. 2020)
+}
+METRICS = ("fd", "precision", "recall", "class_coverage", "swd")
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def run_row(name: str, changes: dict, args, data: torch.Tensor, reference: torch.Tensor, classifier, device) -> dict:
+    """Train the base recipe with `changes` for the budget and score its samples."""
+    recipe = read_recipe(args.recipe)
+    fields = {**changes, "seed": args.seed, "device": str(device), "no_progress": True}
+    train_args = recipe_args(args.recipe, **fields)
+    started = time.perf_counter()
+    model, trainer = train_for_budget(recipe["script"], train_args, data, args.budget, device)
+    samples = generate(model, len(reference), seed=0)
+    metrics, _ = evaluate_images(samples, reference, classifier=classifier, seed=0)
+    grid = args.docs / f"levers-{args.dataset_slug}" / f"{slug(name)}.png"
+    grid.parent.mkdir(parents=True, exist_ok=True)
+    save_image(grid_image(samples[:16], nrow=8, scale=2 if samples.shape[-1] <= 32 else 1), grid)
+    row = {
+        "changes": changes,
+        "metrics": {key: metrics[key] for key in METRICS if key in metrics},
+        "generator steps": trainer.generator_steps,
+        "train seconds": round(trainer.train_seconds, 1),
+        "wall seconds": round(time.perf_counter() - started, 1),
+        "grid": grid.relative_to(args.docs).as_posix(),  # relative to the table that shows it
+    }
+    print(f"{name}: {json.dumps(row)}", flush=True)
+    return row
+
+
+def cell(key: str, value) -> str:
+    if value is None:
+        return "-"
+    if key == "class_coverage":
+        return str(int(value))
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def write_table(record: dict, docs: Path, dataset_slug: str) -> Path:
+    rows = record["rows"]
+    columns = [key for key in METRICS if key in record["floor"] or any(key in row["metrics"] for row in rows.values())]
+    names = {"fd": "FD ↓", "precision": "precision ↑", "recall": "recall ↑", "class_coverage": "classes ↑", "swd": "SWD×10³ ↓"}
+    lines = [
+        f"# Levers for small GANs on {record['context']['dataset']}, at equal compute",
+        "",
+        "Generated by `benchmarks/zoo.py`: the base recipe, and the base with one lever changed, each trained for the "
+        "same budget, then judged on the same number of samples. One seed per row: differences of a few FD points are "
+        "within seed-to-seed noise at this budget.",
+        "",
+        "| row | changes | " + " | ".join(names[key] for key in columns) + " | generator steps | grid |",
+        "|---|---|" + "---|" * len(columns) + "---|---|",
+        "| real vs real (floor) | - | " + " | ".join(cell(key, record["floor"].get(key)) for key in columns) + " | - | - |",
+    ]
+    for name, row in rows.items():
+        changes = ", ".join(f"{key}={value}" for key, value in row["changes"].items()) or "-"
+        values = " | ".join(cell(key, row["metrics"].get(key)) for key in columns)
+        lines.append(f"| {name} | {changes} | {values} | {row['generator steps']} | ![]({row['grid']}) |")
+    lines += ["", "## Setup", ""] + [f"- {key}: {value}" for key, value in record["context"].items()] + [""]
+    path = docs / f"levers-{dataset_slug}.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", type=Path, default=BASE, help="the base recipe (a train/gan.py recipe)")
+    parser.add_argument("--levers", nargs="+", default=list(LEVERS), help=f"rows to run, of: {', '.join(LEVERS)}")
+    parser.add_argument("--combine", nargs="+", default=None, help="run one row that applies all these levers together")
+    parser.add_argument("--budget", type=float, default=180, help="training seconds per row (CPU seconds on a CPU)")
+    parser.add_argument("--samples", type=int, default=5000, help="generated and held-out real images compared")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--redo", action="store_true", help="run rows again that the record already has")
+    parser.add_argument("--docs", type=Path, default=REPO / "docs" / "zoo")
+    args = parser.parse_args(argv)
+    unknown = [name for name in [*args.levers, *(args.combine or [])] if name not in LEVERS]
+    if unknown:
+        parser.error(f"unknown lever(s) {', '.join(map(repr, unknown))}; known: {', '.join(LEVERS)}")
+    if args.budget <= 0 or args.samples < 2:
+        parser.error("--budget must be positive and --samples at least 2")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    fields = read_recipe(args.recipe)["fields"]
+    dataset = fields["dataset"]
+    args.dataset_slug = slug(dataset)
+    args.docs.mkdir(parents=True, exist_ok=True)
+
+    data = load_images(dataset, split=fields.get("split", "train"), limit=fields.get("limit")).images
+    image_shape = tuple(data.shape[1:])
+    reference, split = reference_images(dataset, image_shape, limit=args.samples)
+    reference = reference.to(device)
+    classifier = load_evaluator("mnist", device=device) if is_digit_shape(image_shape) and dataset in ("mnist",) else None
+    real = (data[-len(reference) :].float() / 255).to(device)
+    floor, _ = evaluate_images(real, reference, classifier=classifier, seed=0)
+
+    record_path = args.docs / f"levers-{args.dataset_slug}.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {"rows": {}}
+    record["floor"] = {key: floor[key] for key in METRICS if key in floor}
+    record["context"] = {
+        "dataset": f"{dataset} ({len(data)} training images; reference: {len(reference)} {split} images)",
+        "base recipe": portable(args.recipe),
+        "budget per row": f"{args.budget:g} s of training ({'CPU time of the process' if device.type == 'cpu' else 'wall clock'})",
+        "samples": len(reference),
+        "machine": f"{environment_summary(device)}, {platform.machine()}, torch {torch.__version__}, {args.threads} thread(s)",
+        "load average at the end (1/5/15 min)": [round(x, 2) for x in os.getloadavg()],
+    }
+    plan = {name: LEVERS[name] for name in args.levers}
+    if args.combine:
+        plan = {" + ".join(args.combine): {key: value for name in args.combine for key, value in LEVERS[name].items()}}
+    for name, changes in plan.items():
+        if name in record["rows"] and not args.redo:
+            print(f"{name}: kept from {portable(record_path)} (--redo runs it again)")
+            continue
+        record["rows"][name] = run_row(name, changes, args, data.to(device), reference, classifier, device)
+        record["context"]["load average at the end (1/5/15 min)"] = [round(x, 2) for x in os.getloadavg()]
+        record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        write_table(record, args.docs, args.dataset_slug)
+    table = write_table(record, args.docs, args.dataset_slug)
+    print(table.read_text(encoding="utf-8"))
+    return record
+
+
+if __name__ == "__main__":
+    main()

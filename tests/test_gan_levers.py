@@ -1,0 +1,161 @@
+"""The levers for small GANs that the zoo's recipes use: spectral normalisation of the critic,
+the R1 penalty, and upsample-plus-conv generators (hinge loss, two time-scale learning rates,
+EMA and augmentation are tested with the objectives and the trainer)."""
+
+import pytest
+import torch
+from conftest import REPO, script
+from torch import nn
+
+from genhub import GenDCGAN, GenGAN, load_model
+from genhub.models.gan import Critic, build_critic
+from genhub.models.nets import upsampling_conv
+from genhub.objectives import get_objective
+from genhub.objectives.penalties import r1_penalty
+from genhub.training import CHECKPOINT_NAME, GANTrainer, TrainSettings
+
+train_gan = script("gan")
+
+
+def toy_images(n=64):
+    return torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8)
+
+
+# -- spectral norm ---------------------------------------------------------------------------
+def test_spectral_norm_makes_every_critic_weight_of_unit_spectral_norm():
+    torch.manual_seed(0)
+    critic = Critic((1, 28, 28), width=8, norm="spectral")
+    layers = [m for m in critic.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(layers) == 3  # two convs and the linear head
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) for m in critic.modules())
+    raw = [float(torch.linalg.matrix_norm(layer.parametrizations.weight.original.detach().flatten(1), ord=2)) for layer in layers]
+    assert all(sigma > 1.05 or sigma < 0.95 for sigma in raw)  # the unnormalised weights are not already there
+    critic.train()
+    for _ in range(50):  # one power iteration per training forward pass
+        critic(torch.randn(4, 1, 28, 28))
+    for layer in layers:
+        sigma = float(torch.linalg.matrix_norm(layer.weight.detach().flatten(1), ord=2))
+        assert sigma == pytest.approx(1.0, abs=0.02)
+
+
+def test_spectral_critic_resumes_exactly_from_a_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = GenDCGAN(latent_dim=8, width=4)
+    critic = build_critic("hinge", (1, 28, 28), width=4, norm="spectral")
+    trainer = GANTrainer(model, critic, "hinge", out=tmp_path, settings=TrainSettings(batch_size=16, grid_size=4, progress=False))
+    trainer.fit(toy_images(), epochs=1)
+    resumed = GANTrainer.from_checkpoint(tmp_path / CHECKPOINT_NAME, progress=False)
+    probe = torch.rand(8, 1, 28, 28) * 2 - 1
+    trainer.critic.eval(), resumed.critic.eval()
+    assert resumed.critic.config["norm"] == "spectral"
+    assert torch.equal(trainer.critic(probe), resumed.critic(probe))  # the power iteration's u and v came back too
+
+
+# -- upsampling ------------------------------------------------------------------------------
+def test_nearest_upsampling_draws_no_checkerboard_where_the_transposed_conv_does():
+    """A constant feature map is the clearest probe: each output pixel of a stride-2 transposed
+    conv sums a different 2x2 subset of its 4x4 kernel, by position modulo 2, so a constant input
+    comes out in a period-2 pattern; nearest upsampling then a 3x3 conv gives a constant interior."""
+    torch.manual_seed(0)
+    constant = torch.ones(1, 4, 8, 8)
+    with torch.no_grad():
+        transposed = upsampling_conv(4, 1, "transpose")(constant)[0, 0, 2:-2, 2:-2]
+        nearest = upsampling_conv(4, 1, "nearest")(constant)[0, 0, 2:-2, 2:-2]
+    assert transposed.shape == nearest.shape == (12, 12)
+    parity_means = [transposed[i::2, j::2].mean() for i in (0, 1) for j in (0, 1)]
+    assert torch.allclose(transposed[0::2, 0::2], parity_means[0].expand(6, 6))  # constant within a parity class
+    assert max(parity_means) - min(parity_means) > 1e-3  # and different between them: the checkerboard
+    assert torch.allclose(nearest, nearest[0, 0].expand_as(nearest), atol=1e-6)
+
+
+def test_upsample_is_a_config_field_with_a_round_trip_and_old_configs_load_as_transpose(tmp_path):
+    model = GenGAN(latent_dim=8, width=4, upsample="nearest", objective="hinge")
+    model.save_pretrained(tmp_path / "gan")
+    loaded = GenGAN.from_pretrained(tmp_path / "gan")
+    assert loaded.upsample == "nearest"
+    z = model.sample_latent(3, seed=1)
+    model.eval(), loaded.eval()
+    assert torch.equal(model(z), loaded(z))
+    bundled = load_model(REPO / "weights" / "dcgan-mnist")  # saved before the field existed
+    assert bundled.upsample == "transpose"
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        GenGAN(upsample="bilinear")
+
+
+# -- R1 ----------------------------------------------------------------------------------------
+class LinearCritic(nn.Module):
+    """D(x) = w . x + b: its input gradient is w for every image, so R1 = ||w||^2 exactly."""
+
+    image_shape = (1, 28, 28)
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(784, 1)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1)).squeeze(1)
+
+
+def test_r1_penalty_matches_a_hand_computation():
+    torch.manual_seed(0)
+    critic = LinearCritic()
+    real, fake = torch.rand(6, 1, 28, 28) * 2 - 1, torch.rand(6, 1, 28, 28) * 2 - 1
+    w, b = critic.linear.weight.detach()[0], critic.linear.bias.detach()
+    squared_norm = float(w.pow(2).sum())
+
+    x = real.clone().requires_grad_(True)
+    assert float(r1_penalty(x, critic(x)).detach()) == pytest.approx(squared_norm, rel=1e-5)
+
+    objective = get_objective("hinge")
+    objective.r1_weight = 3.0
+    loss, logs = objective.critic_step_loss(critic, real, fake)
+    real_scores, fake_scores = real.flatten(1) @ w + b, fake.flatten(1) @ w + b
+    hinge = torch.relu(1 - real_scores).mean() + torch.relu(1 + fake_scores).mean()
+    assert float(loss) == pytest.approx(float(hinge) + 0.5 * 3.0 * squared_norm, rel=1e-5)
+    assert float(logs["r1_penalty"]) == pytest.approx(squared_norm, rel=1e-5)
+    loss.backward()  # the penalty trains the critic: d/dw (gamma/2)||w||^2 = gamma w joins the hinge's gradient
+    hinge_grad = -(real.flatten(1) * (real_scores < 1).float()[:, None]).mean(0) + (
+        fake.flatten(1) * (fake_scores > -1).float()[:, None]
+    ).mean(0)
+    assert torch.allclose(critic.linear.weight.grad[0], hinge_grad + 3.0 * w, atol=1e-5)
+
+
+def test_r1_is_off_by_default_and_refused_where_an_objective_has_its_own_critic_step():
+    assert get_objective("dcgan").r1_weight == 0 and not get_objective("dcgan").double_backward
+    model = GenDCGAN(latent_dim=8, width=4)
+    trainer = GANTrainer(model, build_critic("dcgan", (1, 28, 28), width=4), "dcgan", settings=TrainSettings(r1=2.0, progress=False))
+    assert trainer.objective.r1_weight == 2.0 and trainer.objective.double_backward
+    logs = trainer.step(torch.rand(16, 1, 28, 28) * 2 - 1)
+    assert logs is not None and float(logs["r1_penalty"]) > 0
+    with pytest.raises(ValueError, match="R1 penalty needs a score objective"):
+        GANTrainer(GenGAN(latent_dim=8, width=4), build_critic("mmdgan", (1, 28, 28), width=4), "mmdgan", settings=TrainSettings(r1=1.0))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--r1", "-1"], "--r1 must be a penalty weight >= 0"),
+        (["--r1", "nan"], "--r1 must be a penalty weight >= 0"),
+        (["--objective", "mmdgan", "--r1", "1"], "--r1 needs a score objective"),
+        (["--upsample", "bilinear"], "invalid choice"),
+        (["--critic-norm", "spectrum"], "invalid choice"),
+    ],
+)
+def test_cli_rejects_bad_lever_values(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        train_gan.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_gan_with_every_lever_writes_a_loadable_model_whose_card_names_them(tmp_path, data_dir):
+    out = tmp_path / "run"
+    argv = ["--dataset", "mnist", "--limit", "128", "--width", "8", "--latent-dim", "16", "--batch-size", "32", "--epochs", "1"]
+    argv += ["--objective", "hinge", "--critic-norm", "spectral", "--upsample", "nearest", "--r1", "0.5", "--lr", "4e-4"]
+    argv += ["--generator-lr-scale", "0.25", "--augment", "translation", "--out", str(out), "--no-progress", "--no-eval"]
+    train_gan.main(argv)
+    model = load_model(out / "model")
+    assert type(model) is GenGAN and model.upsample == "nearest" and model.sample(4, seed=0).shape == (4, 1, 28, 28)
+    card = (out / "model" / "README.md").read_text()
+    assert "norm spectral" in card and "| R1 penalty (gamma) | 0.5 |" in card and "| generator upsampling | nearest |" in card
+    assert "lr 0.0001 (generator), 0.0004 (critic)" in card
