@@ -8,7 +8,7 @@ import torch
 
 from genhub import GenVAE
 from genhub.data import load_images
-from genhub.evaluation import evaluate_model, record_evaluation
+from genhub.evaluation import evaluate_model, real_floor, record_evaluation
 from genhub.evaluation.metrics import (
     class_histogram,
     frechet_distance,
@@ -273,3 +273,15 @@ def test_the_nll_uses_nll_images_not_the_sample_count(data_dir, monkeypatch):
     evaluation = evaluate_model(vae, "binarized-mnist", num_samples=50, nll_k=2, nll_images=120)
     assert evaluation.details["nll"]["images"] == 120 and evaluation.settings["NLL images"] == 120
     assert evaluation.settings["samples"] == 50
+
+
+def test_real_floor_scores_real_images_near_perfect_against_the_evaluation_reference(data_dir):
+    floor = real_floor("mnist", (1, 28, 28), num_samples=500)
+    assert floor["images"] == 500 and floor["class_coverage"] == 10
+    assert floor["fd"] < 10 and floor["precision"] > 0.7 and floor["recall"] > 0.4  # k-NN recall is low at 500 images
+    noise = evaluate_model(GenVAE(latent_dim=2, architecture="mlp", hidden_dims=(8,)), "mnist", num_samples=500, nll_k=0)
+    assert noise.metrics["fd"] > 10 * floor["fd"]  # an untrained model sits far above it
+    faces = real_floor("comic-faces", (3, 64, 64), holdout=0.1)  # the held-out tenth against the last training images
+    assert faces["images"] == 365 and set(faces) == {"swd", "images"}
+    with pytest.raises(ValueError, match="too few for a real-vs-real floor"):
+        real_floor("svhn", (3, 32, 32), num_samples=1000)  # 1,083 train-only images cannot give 2 x 1,000

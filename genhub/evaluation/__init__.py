@@ -337,6 +337,44 @@ def evaluate_model(
     )
 
 
+def real_floor(
+    dataset: str,
+    image_shape,
+    *,
+    num_samples: int = 10000,
+    seed: int = 0,
+    split: str = "auto",
+    classifier=None,
+    holdout: float | None = None,
+    limit: int | None = None,
+) -> dict:
+    """The sample metrics that real images get against the reference `evaluate_model` uses with
+    the same arguments: the floor a perfect generator would reach at this sample size.
+
+    The real images are training images that are not in the reference: the last ones of the
+    training part (with `holdout`), or of the train split (a dataset whose reference is its train
+    split, such as anime-faces, compares its last images against its first). Digit data is judged
+    with the evaluator CNN, like samples."""
+    from genhub.models.classifier import is_digit_shape, load_evaluator
+
+    channels, side, _ = image_shape
+    if holdout:
+        train, reference = held_out_images(dataset, image_shape, holdout, limit=limit)
+    else:
+        reference, used_split = reference_images(dataset, image_shape, split, limit=num_samples)
+        train = to_unit_range(load_images(dataset, split="train", image_size=side, channels=channels).images)
+        if used_split == "train" and len(train) < 2 * len(reference):
+            raise ValueError(f"{dataset!r} has {len(train)} training images: too few for a real-vs-real floor at {len(reference)} images")
+    real = train[-len(reference) :]
+    if len(real) < len(reference):
+        reference = reference[: len(real)]
+    digit_data = dataset_family(dataset) in DIGIT_DATASETS and is_digit_shape(image_shape)
+    if digit_data and classifier is None:
+        classifier = load_evaluator("mnist")
+    values, _ = evaluate_images(real, reference, classifier=classifier if digit_data else None, seed=seed)
+    return {**values, "images": len(reference)}
+
+
 # -- the card -----------------------------------------------------------------------------------
 # A card accumulates results from several places (train/vae.py's NLL at the end of training, a
 # later train/evaluate.py run): a new evaluation replaces the metrics it computes and keeps the rest.
