@@ -295,6 +295,11 @@ def test_push_without_hub_fails_cleanly_after_saving(tmp_path, data_dir):
         (["--epochs", "0"], "--epochs must be a positive integer"),
         (["--lr", "-1"], "--lr must be positive"),
         (["--eval-samples", "1"], "--eval-samples must be at least 2"),
+        (["--r1", "-1"], "--r1 must be a penalty weight >= 0"),
+        (["--r1", "nan"], "--r1 must be a penalty weight >= 0"),
+        (["--objective", "mmdgan", "--r1", "1"], "--r1 needs a score objective"),
+        (["--upsample", "bilinear"], "invalid choice"),
+        (["--critic-norm", "spectrum"], "invalid choice"),
     ],
 )
 def test_cli_rejects_bad_arguments(argv, message, capsys):
