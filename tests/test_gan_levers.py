@@ -76,7 +76,7 @@ def test_upsample_is_a_config_field_with_a_round_trip_and_old_configs_load_as_tr
     z = model.sample_latent(3, seed=1)
     model.eval(), loaded.eval()
     assert torch.equal(model(z), loaded(z))
-    bundled = load_model(REPO / "weights" / "dcgan-mnist")  # saved before the field existed
+    bundled = load_model(REPO / "weights" / "wgan-gp-mnist")  # saved before the field existed
     assert bundled.upsample == "transpose"
     with pytest.raises(ValueError, match="upsample must be one of"):
         GenGAN(upsample="bilinear")

@@ -128,14 +128,14 @@ def test_configs_saved_before_the_names_were_unified_still_load(tmp_path):
     under today's names."""
     import json
 
-    from genhub import GenDCGAN, load_model
+    from genhub import GenWGAN, load_model
 
     repo = Path(__file__).resolve().parent.parent / "weights"
     old_vae = json.loads((repo / "vae-anime-faces" / "config.json").read_text())
-    old_gan = json.loads((repo / "gan-anime-faces" / "config.json").read_text())
+    old_gan = json.loads((repo / "wgan-gp-mnist" / "config.json").read_text())
     assert old_vae["conv_width"] == 16 and old_gan["architecture"] == "dcgan"  # the files are untouched
-    vae, gan = load_model(repo / "vae-anime-faces"), load_model(repo / "gan-anime-faces")
-    assert vae.decoder.blocks[-1].in_channels == 16 and isinstance(gan, GenDCGAN) and gan.architecture == "conv"
+    vae, gan = load_model(repo / "vae-anime-faces"), load_model(repo / "wgan-gp-mnist")
+    assert vae.decoder.blocks[-1].in_channels == 16 and isinstance(gan, GenWGAN) and gan.architecture == "conv"
     vae.save_pretrained(tmp_path / "vae")
     gan.save_pretrained(tmp_path / "gan")
     new_vae = json.loads((tmp_path / "vae" / "config.json").read_text())
