@@ -189,7 +189,12 @@ def bundled_table(args) -> dict:
         nll = f"{metrics['nll']:.2f}" if "nll" in metrics else "-"
         cells = [pair("fd"), pair("precision"), pair("recall"), pair("class_coverage"), pair("swd"), ratio, nll, sharp]
         lines.append(f"| {name} | {row['dataset']} ({row['split']}, {row['samples']}) | " + " | ".join(cells) + f" | ![]({row['grid']}) |")
-    lines += ["", "Floors in brackets. " + "; ".join(f"{k}: {v}" for k, v in record["context"].items()) + ".", ""]
+    lines += [
+        "",
+        "Floors in brackets. NLL: nats per image from the card (IWAE); the face VAEs' is a density over continuous pixels, "
+        "so it can be negative. " + "; ".join(f"{k}: {v}" for k, v in record["context"].items()) + ".",
+        "",
+    ]
     (args.docs / "models.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
     return record
