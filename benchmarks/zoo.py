@@ -39,10 +39,10 @@ from pathlib import Path
 import torch
 
 from genhub import load_images, load_model
-from genhub.evaluation import card_metrics, evaluate_images, generate, real_floor, reference_images
+from genhub.evaluation import card_metrics, evaluate_images, generate, is_digit_data, real_floor, reference_images
 from genhub.evaluation.metrics import laplacian_variance
 from genhub.images import grid_image
-from genhub.models.classifier import is_digit_shape, load_evaluator
+from genhub.models.classifier import load_evaluator
 from genhub.runtime import environment_summary, pick_device, portable, save_image
 from genhub.training import read_recipe, recipe_args, train_for_budget
 
@@ -69,12 +69,11 @@ def slug(name: str) -> str:
 
 
 def run_row(name: str, changes: dict, args, data: torch.Tensor, reference: torch.Tensor, classifier, device) -> dict:
-    """Train the base recipe with `changes` for the budget and score its samples."""
-    recipe = read_recipe(args.recipe)
+    """Train the base recipe (a `args.script` recipe) with `changes` for the budget and score its samples."""
     fields = {**changes, "seed": args.seed, "device": str(device), "no_progress": True}
     train_args = recipe_args(args.recipe, **fields)
     started = time.perf_counter()
-    model, trainer = train_for_budget(recipe["script"], train_args, data, args.budget, device)
+    model, trainer = train_for_budget(args.script, train_args, data, args.budget, device)
     samples = generate(model, len(reference), seed=0)
     metrics, _ = evaluate_images(samples, reference, classifier=classifier, seed=0)
     grid = args.docs / f"levers-{args.dataset_slug}" / f"{slug(name)}.png"
@@ -228,7 +227,8 @@ def main(argv=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    fields = read_recipe(args.recipe)["fields"]
+    recipe = read_recipe(args.recipe)
+    args.script, fields = recipe["script"], recipe["fields"]
     dataset = fields["dataset"]
     args.dataset_slug = slug(dataset)
     args.docs.mkdir(parents=True, exist_ok=True)
@@ -237,7 +237,7 @@ def main(argv=None) -> dict:
     image_shape = tuple(data.shape[1:])
     reference, split = reference_images(dataset, image_shape, limit=args.samples)
     reference = reference.to(device)
-    classifier = load_evaluator("mnist", device=device) if is_digit_shape(image_shape) and dataset in ("mnist",) else None
+    classifier = load_evaluator("mnist", device=device) if is_digit_data(dataset, image_shape) else None
     floor = real_floor(dataset, image_shape, num_samples=args.samples, classifier=classifier)
 
     record_path = args.docs / f"levers-{args.dataset_slug}.json"

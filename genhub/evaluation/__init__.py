@@ -157,6 +157,13 @@ def native_shape(dataset) -> tuple[int, int, int] | None:
         return None
 
 
+def is_digit_data(dataset: str, image_shape) -> bool:
+    """Whether images of this dataset and shape are judged with the digit evaluator CNN."""
+    from genhub.models.classifier import is_digit_shape
+
+    return dataset_family(dataset) in DIGIT_DATASETS and is_digit_shape(image_shape)
+
+
 def held_out_images(dataset: str, image_shape, fraction: float, limit: int | None = None, seed: int = 0):
     """The training images and the held-out part (both in [0, 1]) of a dataset trained with
     `holdout_split(fraction, seed)`: what the model never saw, and what it did."""
@@ -279,7 +286,7 @@ def evaluate_model(
     training images), compare against that held-out part and measure memorisation.
     Deterministic for a seed. Runs on the model's device.
     """
-    from genhub.models.classifier import is_digit_shape, load_evaluator
+    from genhub.models.classifier import load_evaluator
 
     family = dataset_family(dataset)
     native = native_shape(dataset)
@@ -296,7 +303,7 @@ def evaluate_model(
         used_split = f"train, held-out {holdout:g} ({len(reference)} images)"
     else:
         reference, used_split = reference_images(dataset, model.image_shape, split, limit=num_samples)
-    digit_data = family in DIGIT_DATASETS and is_digit_shape(model.image_shape)
+    digit_data = is_digit_data(dataset, model.image_shape)
     if (digit_data or family == "svhn") and classifier is None:
         classifier = load_evaluator("mnist", device=model.device)
     # Held-out sets are small: all `num_samples` samples go to the memorisation check, and the first
@@ -355,7 +362,7 @@ def real_floor(
     training part (with `holdout`), or of the train split (a dataset whose reference is its train
     split, such as anime-faces, compares its last images against its first). Digit data is judged
     with the evaluator CNN, like samples."""
-    from genhub.models.classifier import is_digit_shape, load_evaluator
+    from genhub.models.classifier import load_evaluator
 
     channels, side, _ = image_shape
     if holdout:
@@ -368,7 +375,7 @@ def real_floor(
     real = train[-len(reference) :]
     if len(real) < len(reference):
         reference = reference[: len(real)]
-    digit_data = dataset_family(dataset) in DIGIT_DATASETS and is_digit_shape(image_shape)
+    digit_data = is_digit_data(dataset, image_shape)
     if digit_data and classifier is None:
         classifier = load_evaluator("mnist")
     values, _ = evaluate_images(real, reference, classifier=classifier if digit_data else None, seed=seed)

@@ -79,8 +79,6 @@ class ConvDecoder(nn.Module):
     ):
         """`out_channels` overrides the image's channels (a feature map of that many at full size)."""
         super().__init__()
-        if upsample not in UPSAMPLES:
-            raise ValueError(f"upsample must be one of {UPSAMPLES}, got {upsample!r}")
         channels, side, _ = check_image_shape(image_shape)
         channels = out_channels or channels
         steps = num_doublings(side)
