@@ -37,16 +37,16 @@ def test_first_pixel_depends_on_the_code_only():
     assert not torch.equal(net.logits(a, cond)[0, 0, 1, 1], net.logits(b, cond)[0, 0, 1, 1])
 
 
-@pytest.mark.parametrize("layers", [1, 4])
-def test_pixel_by_pixel_sampling_matches_the_parallel_likelihood(layers):
+@pytest.mark.parametrize("layers, channels", [(1, 1), (4, 1), (3, 2)])
+def test_pixel_by_pixel_sampling_matches_the_parallel_likelihood(layers, channels):
     """The probabilities the sampler used at each pixel are the parallel pass's on the drawn image,
     so the windowed, cached sampler computes the same model."""
     torch.manual_seed(2)
-    net = PixelCNN(channels=1, width=8, layers=layers)
+    net = PixelCNN(channels=channels, width=8, layers=layers)
     for parameter in net.parameters():  # larger weights than the init, so that the pixels really interact
         parameter.data.mul_(3)
     cond = torch.randn(3, net.cond_channels, 28, 28)
-    uniforms = torch.rand(3, 1, 28, 28)
+    uniforms = torch.rand(3, channels, 28, 28)
     probabilities = net.sample(cond, uniforms)
     drawn = (uniforms < probabilities).float()
     with torch.no_grad():

@@ -147,3 +147,37 @@ def test_eval_only_repackages_a_run(run, data_dir):
 def test_eval_only_without_a_run_is_a_clear_error(data_dir, tmp_path):
     with pytest.raises(ValueError, match="needs a finished or stopped run"):
         run_script(["--dataset", str(data_dir / "binarized_mnist"), "--out", str(tmp_path), "--eval-only"])
+
+
+def mlp_flags(data_dir, out):
+    return ["--dataset", str(data_dir / "binarized_mnist"), "--limit", "1000", "--arch", "mlp", "--latent-dim", "8", "--hidden", "64",
+            "--out", str(out)]  # fmt: skip
+
+
+def test_init_from_starts_a_second_stage_from_a_runs_model(run, data_dir, tmp_path):
+    """--init-from: the weights of a saved GenVAE start the run (fresh optimizer), and the card says so."""
+    import torch
+
+    from genhub.training.cli import parse_vae_args
+    from genhub.training.runs import build_vae
+
+    out, _ = run
+    args = parse_vae_args([*mlp_flags(data_dir, tmp_path / "stage2"), "--init-from", str(out / "model")])
+    built = build_vae(args, torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+    saved = GenVAE.from_pretrained(out / "model")
+    assert all(torch.equal(a, b) for a, b in zip(built.state_dict().values(), saved.state_dict().values()))
+    fresh = build_vae(parse_vae_args(mlp_flags(data_dir, tmp_path / "fresh")), torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+    assert not all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), saved.state_dict().values()))
+
+    metrics = run_script([*mlp_flags(data_dir, tmp_path / "stage2"), "--init-from", str(out / "model"), "--epochs", "1", "--no-eval"])
+    first_run = json.loads((out / "metrics.json").read_text())["history"]
+    assert metrics["validation_neg_elbo"] < -first_run[0]["val_elbo"]  # it goes on from the trained model, not from scratch
+    assert f"| initialised from | {out / 'model'} |" in (tmp_path / "stage2" / "model" / "README.md").read_text()
+
+
+def test_init_from_a_different_model_names_the_fields(run, data_dir, tmp_path):
+    out, _ = run
+    with pytest.raises(ValueError, match=r"latent_dim 8 \(the flags build 16\)"):
+        run_script([*mlp_flags(data_dir, tmp_path / "s"), "--latent-dim", "16", "--init-from", str(out / "model"), "--epochs", "1"])
+    with pytest.raises(Exception, match="No model folder at .*nowhere"):
+        run_script([*mlp_flags(data_dir, tmp_path / "t"), "--init-from", str(tmp_path / "nowhere"), "--epochs", "1"])

@@ -205,6 +205,8 @@ def _explain_load_error(cls, source: str, error: Exception) -> str:
             f"{source!r} is neither a local folder nor in the Hub cache, and the Hub cannot be reached "
             f"({name}). Download it once with network access, or pass a local folder."
         )
+    if name == "HFValidationError":  # neither an existing folder nor something shaped like user/name
+        return f"No model folder at {source!r}, and it is not a Hub id (user/name) either."
     if isinstance(error, RepositoryNotFoundError):
         return f"No model {source!r} on the Hub (or it is private and no token was given)."
     if isinstance(error, TypeError):

@@ -126,29 +126,62 @@ class PixelCNN(nn.Module):
 
         cond: the code's decoder output (N, (1 + R) C, H, W); uniforms: U(0, 1) draws (N, C, H, W).
         Channels of one pixel are drawn together, each given the pixels before it (not each other).
+
+        The vertical stack runs once per row, as convolutions over the rows it sees. The
+        horizontal stack runs once per pixel on the columns its receptive field needs, which
+        shrink layer by layer to the one pixel drawn, as matrix products over channels-last
+        rows: on a few columns a matmul costs microseconds where a convolution call costs a
+        hundred, which makes sampling several times faster. Same model, same numbers (a test
+        checks the drawn chain against the parallel pass).
         """
         t, q = self.split_cond(cond)
         n, channels, height, width = t.shape
-        x = torch.zeros_like(t)
+        layers = self.layers
+        # Per layer: the columns to the left that the layers above it still need, and its horizontal
+        # conv and 1x1 convs as matrices over channels (channels-last).
+        needs = [sum(layer.reach for layer in layers[index + 1 :]) for index in range(len(layers))]
+        horizontal = [layer.horizontal.weight[:, :, 0].permute(2, 1, 0).flatten(0, 1) for layer in layers]  # (kw * in, 2 width)
+        link_matrices = [layer.link.weight[:, :, 0, 0].t() for layer in layers]
+        out = [layer.out.weight[:, :, 0, 0].t() for layer in layers]
+        to_outputs = self.to_outputs.weight[:, :, 0, 0].t()
+        pad = self.columns_reach + layers[0].reach
+        x_rows = torch.zeros(n, height, pad + width, channels, dtype=t.dtype, device=t.device)  # the drawn pixels, channels-last
+        t_rows, q_rows = t.permute(0, 2, 3, 1), q.permute(0, 3, 4, 1, 2)  # (N, H, W, C) and (N, H, W, R, C)
         probabilities = torch.zeros_like(t)
-        zeros_above = [torch.zeros(n, layer.link.in_channels, 1, width, device=t.device, dtype=t.dtype) for layer in self.layers]
-        above = zeros_above
+        # the links' inputs, the vertical stack of the row above, channels-last (zeros above row 0)
+        links = [torch.zeros(n, pad + width, 2 * layer.out.in_channels, dtype=t.dtype, device=t.device) for layer in layers]
         for row in range(height):
-            if row > 0:  # the vertical stack's pre-activations of the finished row above, from the rows it sees
+            if row > 0:  # the vertical stack's pre-activations of the finished row above, through each link
                 top = max(0, row - 1 - self.rows_reach)
-                v, above = x[:, :, top:row], []
-                for layer in self.layers:
+                v = x_rows[:, top:row, pad:].permute(0, 3, 1, 2)
+                for layer, link, matrix in zip(layers, links, link_matrices):
                     pre = layer.vertical_pre(v)
-                    above.append(pre[..., -1:, :])
+                    link[:, pad:] = pre[:, :, -1].transpose(1, 2) @ matrix
                     v = gate(pre)
+            x = x_rows[:, row]
             for column in range(width):
-                left = max(0, column - self.columns_reach)
-                h = x[:, :, row : row + 1, left : column + 1]
-                for layer, vertical_above in zip(self.layers, above):
-                    h = layer.horizontal_step(h, vertical_above[..., left : column + 1])
-                s, p = self._split(self.to_outputs(F.silu(h[..., -1:])))
-                logit = self.combine(s, p, t[..., row : row + 1, column : column + 1], q[..., row : row + 1, column : column + 1])
-                probability = torch.sigmoid(logit)
-                probabilities[:, :, row, column] = probability[..., 0, 0]
-                x[:, :, row, column] = (uniforms[:, :, row, column] < probability[..., 0, 0]).to(x.dtype)
+                end = pad + column  # index of this pixel in the padded row
+                h = x  # (only for the type: layer 0 reads x)
+                for index, layer in enumerate(layers):
+                    start = end - needs[index]
+                    if index == 0:  # sees x at columns c - reach .. c - 1 of each output column c
+                        window = x[:, start - layer.reach : end].unfold(1, layer.reach, 1)
+                    else:  # sees h at columns c - reach .. c
+                        window = h.unfold(1, layer.reach + 1, 1)
+                    pre = window.transpose(2, 3).flatten(2) @ horizontal[index] + layer.horizontal.bias
+                    gated = gate_last(pre + links[index][:, start : end + 1] + layer.link.bias) @ out[index] + layer.out.bias
+                    h = gated if index == 0 else h[:, -gated.shape[1] :] + gated
+                    if start < pad:  # columns left of the image are zero for the next layer, as its padding makes them
+                        h[:, : pad - start] = 0
+                outputs = torch.nn.functional.silu(h[:, -1]) @ to_outputs + self.to_outputs.bias  # (N, (1 + R) C)
+                s, p = outputs[:, :channels], outputs[:, channels:].unflatten(1, (self.rank, channels))
+                probability = torch.sigmoid(s + t_rows[:, row, column] + (p * q_rows[:, row, column]).sum(1))
+                probabilities[:, :, row, column] = probability
+                x[:, end] = (uniforms[:, :, row, column] < probability).to(x.dtype)
         return probabilities
+
+
+def gate_last(t: torch.Tensor) -> torch.Tensor:
+    """`gate` over the last (channel) dimension."""
+    a, b = t.chunk(2, dim=-1)
+    return torch.tanh(a) * torch.sigmoid(b)

@@ -220,6 +220,12 @@ def parse_vae_args(argv=None, description: str | None = None) -> argparse.Namesp
     )
     model.add_argument("--image-size", type=int, default=None, help="resize images (default: the dataset's size)")
     model.add_argument("--channels", type=int, choices=[1, 3], default=None)
+    model.add_argument(
+        "--init-from",
+        default=None,
+        help="start from this GenVAE's weights (a model folder or Hub id), e.g. a finished run's out/model: a second "
+        "stage with a fresh optimizer and schedule; its config must be the one the other flags build",
+    )
     optim = parser.add_argument_group("optimization")
     optim.add_argument("--lr", type=float, default=1e-3)
     optim.add_argument("--kl-warmup", type=int, default=0, help="epochs over which the KL weight ramps from 0 to 1")

@@ -39,7 +39,7 @@ from genhub.training.vae import read_checkpoint as read_vae_checkpoint
 MODEL_FOLDER = "model"
 # What a run is trained on and as: recorded in its checkpoint, and a resume that says otherwise is refused.
 RUN_FIELDS = ("dataset", "split", "limit", "holdout", "image_size", "channels", "objective", "arch", "latent_dim", "width", "hidden",
-              "batch_size", "augment")  # fmt: skip
+              "batch_size", "augment", "init_from")  # fmt: skip
 
 
 def run_info(args) -> dict:
@@ -167,9 +167,11 @@ def vae_settings(args) -> VAESettings:
 
 
 def build_vae(args, train: torch.Tensor) -> GenVAE:
+    """The GenVAE the flags describe; with `args.init_from`, that model's weights from a saved
+    GenVAE, whose config must match field for field (a mismatch names the fields and the source)."""
     binary = bool(((train == 0) | (train == 255)).all())
     likelihood = ("bernoulli" if binary else "gaussian") if args.likelihood == "auto" else args.likelihood
-    return GenVAE(
+    model = GenVAE(
         image_shape=tuple(train.shape[1:]),
         latent_dim=args.latent_dim,
         architecture=args.arch,
@@ -182,6 +184,21 @@ def build_vae(args, train: torch.Tensor) -> GenVAE:
         aux_hidden=getattr(args, "aux_hidden", 256),
         pixelcnn_layers=getattr(args, "pixelcnn_layers", 0),
     )
+    source = getattr(args, "init_from", None)
+    if source is None:
+        return model
+    pretrained = GenVAE.from_pretrained(source)
+    wanted, found = _comparable(model._hub_mixin_config), _comparable(pretrained._hub_mixin_config)
+    changed = [f"{key} {found.get(key)!r} (the flags build {wanted.get(key)!r})" for key in sorted(wanted.keys() | found.keys())
+               if wanted.get(key) != found.get(key)]  # fmt: skip
+    if changed:
+        raise ValueError(f"--init-from {source}: that GenVAE is not the model these flags build: {'; '.join(changed)}. "
+                         "Give the flags (or recipe fields) of the model it was trained as.")  # fmt: skip
+    return pretrained
+
+
+def _comparable(config: dict) -> dict:
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in config.items() if key != "genhub_class"}
 
 
 def train_vae(args, *, command: str | None = None, card_extra: dict | None = None) -> Run:
@@ -289,6 +306,7 @@ def package_vae(
             "training bound k": args.train_k,
             **_holdout_row(args),
             "seed": args.seed,
+            **({"initialised from": portable(str(args.init_from), root=CHECKOUT)} if getattr(args, "init_from", None) else {}),
             "hardware": record["hardware"],
             "training time": f"{train_minutes:.1f} min"
             + (" of CPU time (both threads counted)" if getattr(args, "budget_clock", "wall") == "process" else ""),
