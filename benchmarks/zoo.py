@@ -128,9 +128,17 @@ def write_table(record: dict, docs: Path, dataset_slug: str) -> Path:
 def bundled_table(args) -> dict:
     """Grids, card metrics, floors and sharpness of every model in weights/."""
     folders = sorted(path.parent for path in (REPO / "weights").glob("*/config.json"))
+    unknown = sorted(set(args.models or ()) - {folder.name for folder in folders})
+    if unknown:
+        raise SystemExit(f"--models: no bundled model {unknown}; weights/ has {', '.join(folder.name for folder in folders)}")
+    record_path = args.docs / "models.json"
+    kept = json.loads(record_path.read_text())["rows"] if args.models and record_path.exists() else {}
     floors: dict = {}
     rows = {}
     for folder in folders:
+        if args.models and folder.name not in args.models and folder.name in kept:
+            rows[folder.name] = kept[folder.name]  # measured by an earlier run, model unchanged
+            continue
         model = load_model(folder).eval()
         evaluation = json.loads((folder / "eval.json").read_text())
         samples = generate(model, 32, seed=0)
@@ -165,7 +173,7 @@ def bundled_table(args) -> dict:
             "metrics": "as each card records them (eval.json); floors measured now with genhub.evaluation.real_floor",
         },
     }
-    (args.docs / "models.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     lines = [
         "# The bundled models, with the real-vs-real floor of each metric",
         "",
@@ -213,6 +221,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--redo", action="store_true", help="run rows again that the record already has")
     parser.add_argument("--docs", type=Path, default=REPO / "docs" / "zoo")
     parser.add_argument("--bundled", action="store_true", help="the zoo table of every bundled model instead of the lever study")
+    parser.add_argument("--models", nargs="+", default=None, help="with --bundled: measure these (weights/ names) again, keep the others")
     args = parser.parse_args(argv)
     if args.bundled:
         if args.threads:

@@ -169,10 +169,12 @@ def test_init_from_starts_a_second_stage_from_a_runs_model(run, data_dir, tmp_pa
     fresh = build_vae(parse_vae_args(mlp_flags(data_dir, tmp_path / "fresh")), torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
     assert not all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), saved.state_dict().values()))
 
-    metrics = run_script([*mlp_flags(data_dir, tmp_path / "stage2"), "--init-from", str(out / "model"), "--epochs", "1", "--no-eval"])
+    stage2 = [*mlp_flags(data_dir, tmp_path / "stage2"), "--init-from", str(out / "model"), "--epochs", "1", "--no-eval"]
+    metrics = run_script([*stage2, "--card-note", "Stage two of two."])
     first_run = json.loads((out / "metrics.json").read_text())["history"]
     assert metrics["validation_neg_elbo"] < -first_run[0]["val_elbo"]  # it goes on from the trained model, not from scratch
-    assert f"| initialised from | {out / 'model'} |" in (tmp_path / "stage2" / "model" / "README.md").read_text()
+    card = (tmp_path / "stage2" / "model" / "README.md").read_text()
+    assert f"| initialised from | {out / 'model'} |" in card and "\nStage two of two.\n" in card
 
 
 def test_init_from_a_different_model_names_the_fields(run, data_dir, tmp_path):

@@ -1,6 +1,8 @@
 """The trainer base both trainers share: budgets, exact resume (at an epoch's end and inside one),
 the VAE trainer's checkpoints, callbacks at evaluation points, the NaN guard."""
 
+import time
+
 import pytest
 import torch
 
@@ -92,6 +94,22 @@ def test_a_time_budget_on_the_process_clock_stops_training():
         Budget().check()
     with pytest.raises(ValueError, match="clock"):
         trainer.fit(images(), seconds=1, clock="sundial")
+
+
+def test_the_wall_clock_is_counted_beside_a_process_budget(tmp_path):
+    """Cards give both: a sleeping step spends wall time, not CPU time."""
+    trainer = gan(out=tmp_path)
+    step = trainer.step
+
+    def slow_step(batch):
+        time.sleep(0.05)
+        return step(batch)
+
+    trainer.step = slow_step
+    trainer.fit(images(64), epochs=1, clock="process")  # 4 steps
+    assert trainer.wall_seconds >= 0.2 and trainer.wall_seconds > trainer.train_seconds + 0.15
+    resumed = GANTrainer.from_checkpoint(tmp_path / "checkpoint.pt", progress=False)
+    assert resumed.wall_seconds == pytest.approx(trainer.wall_seconds, abs=0.05)  # saved at the epoch end, just before fit returns
 
 
 def test_the_nan_guard_stops_a_diverging_vae(tmp_path):

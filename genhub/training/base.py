@@ -233,6 +233,7 @@ class Trainer:
         self.epoch = 0  # finished epochs
         self.position = 0  # batches done in the current epoch
         self.train_seconds = 0.0  # training time on the last fit's clock, summed over fits
+        self.wall_seconds = 0.0  # the same training time on the wall clock, whatever the budget's clock
         self.history: dict[str, list[float]] = {}  # logged steps
         self.epoch_log: list[dict] = []  # one row per finished epoch
         self.commands: list[str] = []  # the command lines that trained this run, for its model card
@@ -241,6 +242,7 @@ class Trainer:
         self._rng_state: dict | None = None  # set by a mid-epoch checkpoint
         self._clock = CLOCKS["wall"]
         self._segment_start: float | None = None
+        self._wall_start = 0.0
         self._budget: Budget | None = None
         self._batches = 0
         self._stop_inside_epoch = True
@@ -329,11 +331,12 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.train_seconds += self._clock() - self._segment_start
+        self.wall_seconds += time.perf_counter() - self._wall_start
         self._segment_start = None
         try:
             yield
         finally:
-            self._segment_start = self._clock()
+            self._segment_start, self._wall_start = self._clock(), time.perf_counter()
 
     def progress_fraction(self) -> float:
         """How much of the budget is spent, in [0, 1]: the furthest of its limits (for schedules)."""
@@ -381,7 +384,7 @@ class Trainer:
         self._batches = len(data) // local if self.drop_last else math.ceil(len(data) / local)
         if not self.is_main:  # callbacks (evaluation points, early stopping) run once, on the main process
             callbacks = []
-        self._segment_start = self._clock()
+        self._segment_start, self._wall_start = self._clock(), time.perf_counter()
         try:
             for callback in callbacks:
                 callback.on_fit_start(self)
@@ -495,6 +498,7 @@ class Trainer:
             "position": self.position,
             "rng_state": self._rng_state,
             "train_seconds": self.train_seconds,
+            "wall_seconds": self.wall_seconds,
             "history": self.history,
             "epoch_log": self.epoch_log,
             "commands": self.commands,
@@ -507,6 +511,7 @@ class Trainer:
         self.position = state.get("position", 0)
         self._rng_state = state.get("rng_state")
         self.train_seconds = state["train_seconds"]
+        self.wall_seconds = state.get("wall_seconds", 0.0)  # older checkpoints did not count it
         self.history = state["history"]
         self.epoch_log = state.get("epoch_log", [])
         self.commands = state.get("commands", [])

@@ -55,6 +55,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, dataset: str, epoch
     )
     group.add_argument("--no-progress", action="store_true", help="no progress bar (log files)")
     group.add_argument("--save-every", type=int, default=1, help="epochs between sample grids and checkpoints (the last always saves)")
+    group.add_argument("--card-note", default=None, help="a sentence for the model card's training section (e.g. the machine)")
     scale = parser.add_argument_group("many devices and experiment tracking (accelerate)")
     scale.add_argument(
         "--sync-bn", action="store_true", help="data-parallel: batch norm over the global batch, not each process's part of it"
@@ -310,7 +311,6 @@ def add_gan_arguments(parser: argparse.ArgumentParser) -> None:
     speed.add_argument("--compile", action="store_true",
                        help="torch.compile the networks (CUDA graphs on CUDA); a gradient penalty keeps the critic eager")  # fmt: skip
     add_augment_arguments(parser)
-    parser.add_argument("--card-note", default=None, help="a sentence for the model card's training section (e.g. the machine)")
 
 
 def add_augment_arguments(parser: argparse.ArgumentParser) -> None:
@@ -393,7 +393,6 @@ def parse_vaegan_args(argv=None, description: str | None = None) -> argparse.Nam
     gan.add_argument("--n-critic", type=int, default=None)
     gan.add_argument("--ema-decay", type=float, default=0.999)
     add_augment_arguments(parser)
-    parser.add_argument("--card-note", default=None, help="a sentence for the GAN card's training section (e.g. the machine)")
     add_evaluation_arguments(parser)
     args = parse_with_recipe(parser, argv, script="vaegan")
     if args.push and not args.vae_repo_id:

@@ -168,6 +168,7 @@ class VAETrainer(Trainer):
                 "train_kl": summary.get("kl"),
                 "best": improved,
                 "minutes": self.train_seconds / 60,
+                "wall_minutes": self.wall_seconds / 60,
             }
         )
         self.distributed.log({"val_elbo": val_elbo, "val_kl": val_kl}, step=self.optimizer_steps)
