@@ -33,6 +33,8 @@ from pathlib import Path
 import torch
 
 from genhub import GenVAE
+from genhub.evaluation import table_rows
+from genhub.runtime import environment_summary, pick_device
 from genhub.training import recipe_args, train_vae
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,16 +57,6 @@ REFERENCES = {
 }
 BAR = 81.0
 BUNDLED = ("vae-binarized-mnist", "vae-pixelcnn-binarized-mnist")
-
-
-def card_rows(folder: Path) -> dict[str, str]:
-    """Every `| label | value |` row of a model card (training and evaluation tables)."""
-    rows = {}
-    for line in (folder / "README.md").read_text(encoding="utf-8").splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")] if line.startswith("|") else []
-        if len(cells) == 2 and not set(cells[1]) <= set("-:"):
-            rows[cells[0]] = cells[1]
-    return rows
 
 
 def sampling_seconds(model: GenVAE, n: int = 16, repeats: int = 3) -> float:
@@ -127,9 +119,8 @@ def run_variant(name: str, args) -> dict:
 
 
 def machine() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU"
+    """The machine a row ran on, as the cards name it, with the CPU's architecture."""
+    return f"{environment_summary(pick_device('auto'))}, {platform.machine()}"
 
 
 def write_table(rows: dict, docs: Path) -> None:
@@ -162,12 +153,13 @@ def write_table(rows: dict, docs: Path) -> None:
               "|---|---|---:|---:|---|---:|"]  # fmt: skip
     for name in BUNDLED:
         folder = REPO / "weights" / name
-        card = card_rows(folder)
+        card = table_rows((folder / "README.md").read_text(encoding="utf-8"))
         nll = next(((label, value) for label, value in card.items() if label.startswith("validation NLL")), ("-", "-"))
         elbo = next((value for label, value in card.items() if label.startswith("validation -ELBO")), "-")
         seconds = sampling_seconds(GenVAE.from_pretrained(folder).eval())
         lines.append(f"| `weights/{name}` | {nll[0]} | {nll[1]} | {elbo} | {card.get('training time', '-')} | {seconds:.3f} |")
-    lines += ["", f"Sampling times measured on {machine()}, {time.strftime('%Y-%m-%d')}: the median of 3 draws after a warm-up."]
+    lines += ["", f"Sampling times measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} CPU cores, "
+              "one torch thread: the median of 3 draws after a warm-up."]  # fmt: skip
     full = [row for row in rows.values() if row["nll_images"] >= 10_000 and row["k"] >= 1000]
     if full:
         best = min(full, key=lambda row: row["validation_nll"])

@@ -460,16 +460,23 @@ def card_metrics(text: str) -> dict[str, str]:
     return _parse_section(section.group(0))[0] if section else {}
 
 
+def table_rows(text: str) -> dict[str, str]:
+    """Every two-column `| label | value |` row of a card's text (header and rule rows left out)."""
+    rows = {}
+    for line in text.splitlines():
+        match = _TABLE_ROW.match(line.strip())
+        if match and not set(match[2].strip()) <= set("-:") and match[1].strip() not in ("metric", "setting"):
+            rows[match[1].strip()] = match[2].strip()
+    return rows
+
+
 def _parse_section(section: str) -> tuple[dict, list[str]]:
     """The "## Evaluation" section's table rows (label -> value) and its other paragraphs."""
     rows, notes = {}, []
     for block in section.split("\n\n")[1:]:  # [0] is the heading
         lines = [line.strip() for line in block.strip().splitlines() if line.strip()]
         text = [line for line in lines if not line.startswith("|")]
-        for line in lines:
-            match = _TABLE_ROW.match(line)
-            if match and not set(match[2].strip()) <= set("-:") and match[1].strip() != "metric":
-                rows[match[1].strip()] = match[2].strip()
+        rows.update(table_rows("\n".join(lines)))
         if text:
             notes.append(" ".join(text))
     return rows, notes

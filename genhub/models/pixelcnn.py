@@ -36,8 +36,9 @@ FIRST_KERNEL = 7
 KERNEL = 3
 
 
-def gate(t: torch.Tensor) -> torch.Tensor:
-    a, b = t.chunk(2, dim=1)
+def gate(t: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """tanh(a) * sigmoid(b) for t = [a, b] split along `dim` (channels)."""
+    a, b = t.chunk(2, dim=dim)
     return torch.tanh(a) * torch.sigmoid(b)
 
 
@@ -161,27 +162,17 @@ class PixelCNN(nn.Module):
             x = x_rows[:, row]
             for column in range(width):
                 end = pad + column  # index of this pixel in the padded row
-                h = x  # (only for the type: layer 0 reads x)
+                h = x[:, end - needs[0] - layers[0].reach : end]  # the first layer sees x at columns c - reach .. c - 1
                 for index, layer in enumerate(layers):
                     start = end - needs[index]
-                    if index == 0:  # sees x at columns c - reach .. c - 1 of each output column c
-                        window = x[:, start - layer.reach : end].unfold(1, layer.reach, 1)
-                    else:  # sees h at columns c - reach .. c
-                        window = h.unfold(1, layer.reach + 1, 1)
+                    window = h.unfold(1, layer.horizontal.kernel_size[1], 1)  # later layers see h at columns c - reach .. c
                     pre = window.transpose(2, 3).flatten(2) @ horizontal[index] + layer.horizontal.bias
-                    gated = gate_last(pre + links[index][:, start : end + 1] + layer.link.bias) @ out[index] + layer.out.bias
-                    h = gated if index == 0 else h[:, -gated.shape[1] :] + gated
+                    gated = gate(pre + links[index][:, start : end + 1] + layer.link.bias, dim=-1) @ out[index] + layer.out.bias
+                    h = gated if layer.first else h[:, -gated.shape[1] :] + gated
                     if start < pad:  # columns left of the image are zero for the next layer, as its padding makes them
                         h[:, : pad - start] = 0
-                outputs = torch.nn.functional.silu(h[:, -1]) @ to_outputs + self.to_outputs.bias  # (N, (1 + R) C)
-                s, p = outputs[:, :channels], outputs[:, channels:].unflatten(1, (self.rank, channels))
+                s, p = self._split(F.silu(h[:, -1]) @ to_outputs + self.to_outputs.bias)  # (N, C) and (N, R, C)
                 probability = torch.sigmoid(s + t_rows[:, row, column] + (p * q_rows[:, row, column]).sum(1))
                 probabilities[:, :, row, column] = probability
                 x[:, end] = (uniforms[:, :, row, column] < probability).to(x.dtype)
         return probabilities
-
-
-def gate_last(t: torch.Tensor) -> torch.Tensor:
-    """`gate` over the last (channel) dimension."""
-    a, b = t.chunk(2, dim=-1)
-    return torch.tanh(a) * torch.sigmoid(b)
