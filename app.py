@@ -97,6 +97,14 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
                 with gr.Row():
                     sample_seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=logic.MAX_SEED)
                     sample_count = gr.Slider(1, logic.MAX_SAMPLES, value=16, step=1, label="Number of images")
+                    sample_truncation = gr.Slider(
+                        0,
+                        logic.MAX_TRUNCATION,
+                        value=0,
+                        step=0.1,
+                        label="Truncation (0 = off; t keeps every |z_i| <= t: fewer odd samples, less variety)",
+                        elem_id="sample-truncation",
+                    )
                     sample_button = gr.Button("Sample", variant="primary", elem_id="sample-button")
                 sample_image = gr.Image(
                     label="Samples (download as PNG)",
@@ -287,8 +295,8 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
 
         # -- events ----------------------------------------------------------------------
         @user_errors
-        def sample(key, seed, n):
-            return logic.sample_grid(registry.get(key), seed, n)
+        def sample(key, seed, n, truncation=0.0):
+            return logic.sample_grid(registry.get(key), seed, n, truncation)
 
         @user_errors
         def start_sliders(key, seed):
@@ -315,7 +323,7 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
                 return gr.update(), gr.update(value=notice_markdown([message]), visible=True)
             return gr.update(choices=registry.choices(), value=key), gr.update(value=message, visible=True)
 
-        sample_inputs = [model_choice, sample_seed, sample_count]
+        sample_inputs = [model_choice, sample_seed, sample_count, sample_truncation]
         gr.on([sample_button.click, sample_seed.submit], sample, sample_inputs, sample_image, api_name="sample")
         gr.on(
             [new_code.click, slider_seed.submit],

@@ -141,6 +141,12 @@ def test_slider_values_out_of_range_are_rejected(vae, value):
         logic.slider_redraw(vae, 0, [0.0, value])
 
 
+@pytest.mark.parametrize("value", [-0.1, 4.5, float("nan"), "x", None])
+def test_bad_truncation_values_are_rejected(vae, value):
+    with pytest.raises(logic.AppInputError, match="Truncation must be a number from 0.0 to 4.0"):
+        logic.sample_grid(vae, 0, 4, value)
+
+
 # -- actions ---------------------------------------------------------------------------------
 def test_sample_grid_is_deterministic_per_seed(vae, generator):
     first, again, other = (np.asarray(logic.sample_grid(vae, s, 16)) for s in (1, 1, 2))
@@ -148,6 +154,8 @@ def test_sample_grid_is_deterministic_per_seed(vae, generator):
     scale = logic.display_scale(vae)
     assert first.shape[:2] == ((4 * 28 + 5 * 2) * scale,) * 2
     assert logic.sample_grid(generator, 0, 3).mode == "RGB"
+    truncated = np.asarray(logic.sample_grid(vae, 1, 16, 0.5))
+    assert not np.array_equal(truncated, first) and np.array_equal(np.asarray(logic.sample_grid(vae, 1, 16, 0)), first)
 
 
 def test_sliders_start_at_the_seed_code_and_redraw_changes_the_image(vae):
@@ -298,6 +306,8 @@ def test_client_samples_and_bad_requests_do_not_break_the_app(served):
         with pytest.raises(Exception, match=message):
             client.predict(*arguments, api_name="/sample")
     assert Image.open(client.predict("bundled:gan-tiny", 0, 4, api_name="/sample")).mode == "RGB"
+    truncated = np.asarray(Image.open(client.predict("bundled:vae-tiny", 3, 16, 0.5, api_name="/sample")))
+    assert truncated.shape == first.shape and not np.array_equal(truncated, first)
 
 
 def test_client_drives_sliders_interpolation_and_explore(served):

@@ -1,4 +1,5 @@
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -6,7 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from genhub import GenVAE, ModelLoadError, PushError, load_model, push_folder
+from genhub import GenDCGAN, GenVAE, ModelLoadError, PushError, load_model, push_folder
+from genhub.models.hub import standard_normal
 
 
 @pytest.fixture
@@ -120,6 +122,43 @@ def test_sample_is_seeded_and_in_unit_range():
     assert not torch.equal(first, model.sample(5, seed=2))
     grid = model.grid(first, nrow=5)
     assert grid.size == (5 * 34 + 2, 34 + 2) and grid.mode == "RGB"
+
+
+def test_truncated_noise_matches_the_truncated_normal():
+    """Every draw lies in [-t, t]; its variance is the truncated normal's, 1 - 2 t phi(t) / (2 Phi(t) - 1)."""
+    generator = torch.Generator().manual_seed(0)
+    for t in (0.5, 1.0, 2.0):
+        z = standard_normal((200_000,), generator, truncation=t).double()
+        phi = math.exp(-t * t / 2) / math.sqrt(2 * math.pi)
+        mass = math.erf(t / math.sqrt(2))  # 2 Phi(t) - 1
+        assert z.abs().max() <= t and abs(z.mean()) < 0.01, t
+        assert z.var().item() == pytest.approx(1 - 2 * t * phi / mass, abs=0.01), t
+        assert (z.abs() > 0.9 * t).any(), t  # it fills the interval, not only its middle
+    plain = standard_normal((1000,), torch.Generator().manual_seed(3))
+    assert torch.equal(plain, torch.randn(1000, generator=torch.Generator().manual_seed(3)))  # None: the old stream
+
+
+@pytest.mark.parametrize("model", ["gan", "vae", "vamp-hierarchy"])
+def test_sample_with_truncation_is_seeded_and_bounded(model):
+    standard_prior = model != "vamp-hierarchy"
+    if model == "gan":
+        model = GenDCGAN(image_shape=(1, 8, 8), latent_dim=6, architecture="mlp", hidden_dims=(8,))
+    elif model == "vae":
+        model = GenVAE(latent_dim=6, hidden_dims=(8,))
+    else:  # the VampPrior's components are drawn as usual; the noise around them is truncated
+        model = GenVAE(latent_dim=6, hidden_dims=(8,), prior="vamp", num_pseudo_inputs=3, hierarchy_dim=2)
+    z = model.sample_latent(500, seed=1, truncation=0.5)
+    assert torch.equal(z, model.sample_latent(500, seed=1, truncation=0.5))
+    if standard_prior:
+        assert z.abs().max() <= 0.5
+    assert z.std() < model.sample_latent(500, seed=1).std()
+    assert torch.equal(model.sample(3, seed=2, truncation=1.0), model.sample(3, seed=2, truncation=1.0))
+
+
+@pytest.mark.parametrize("truncation", [0, -1.0, float("nan"), float("inf"), "1", True])
+def test_bad_truncation_is_a_clear_error(truncation):
+    with pytest.raises(ValueError, match="truncation must be a positive number"):
+        GenVAE(latent_dim=4, hidden_dims=(8,)).sample(2, truncation=truncation)
 
 
 def test_configs_saved_before_the_names_were_unified_still_load(tmp_path):

@@ -247,6 +247,26 @@ def test_evaluate_cli_explains_bad_model_and_dataset(tmp_path):
     assert not (folder / "eval.json").exists()  # nothing half-written
 
 
+def test_evaluate_cli_truncation_writes_beside_the_card_not_into_it(tmp_path, data_dir):
+    from conftest import script
+
+    evaluate = script("evaluate")
+    folder = tmp_path / "vae"
+    GenVAE(latent_dim=4, hidden_dims=(16,)).save_pretrained(folder)
+    card = (folder / "README.md").read_text()
+    with pytest.raises(SystemExit):  # argparse: --truncation needs --out
+        evaluate.main([str(folder), "--dataset", "mnist", "--truncation", "1"])
+    with pytest.raises(SystemExit):
+        evaluate.main([str(folder), "--dataset", "mnist", "--truncation", "0", "--out", str(tmp_path / "t")])
+    argv = [str(folder), "--dataset", "mnist", "--samples", "200", "--nll-k", "0", "--out", str(tmp_path / "t")]
+    truncated = evaluate.main([*argv, "--truncation", "0.5"])
+    assert truncated["settings"]["latent truncation"] == 0.5
+    assert (folder / "README.md").read_text() == card and not (folder / "eval.json").exists()
+    assert json.loads((tmp_path / "t" / "eval.json").read_text())["settings"]["latent truncation"] == 0.5
+    plain = evaluate.main([*argv, "--no-card"])
+    assert "latent truncation" not in plain["settings"] and plain["metrics"]["fd"] != truncated["metrics"]["fd"]
+
+
 def test_memorisation_tells_a_copier_from_a_generator_of_new_images():
     from genhub.data import holdout_split
     from genhub.evaluation.metrics import memorisation

@@ -15,6 +15,7 @@ updated in place; for a Hub id the updated card and JSON go to --out (upload the
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import sys
@@ -45,7 +46,20 @@ def main(argv=None) -> dict:
         action="store_true",
         help="evaluate against data of another kind (other size, channels or family), converted; the card says so",
     )
+    parser.add_argument(
+        "--truncation",
+        type=float,
+        default=None,
+        help="draw the samples with the truncation trick, |z| <= T in every coordinate; needs --out, and writes eval.json "
+        "there only: the card keeps the metrics of the untruncated prior",
+    )
     args = parser.parse_args(argv)
+    if args.truncation is not None:
+        if not (args.truncation > 0 and math.isfinite(args.truncation)):
+            parser.error(f"--truncation must be a positive number, got {args.truncation}")
+        if not args.out:
+            parser.error("--truncation needs --out: its metrics are not the model's own, so they do not go into its card")
+        args.no_card = True
     if args.samples < 2 or args.nll_k < 0 or args.nll_images < 1:
         parser.error("--samples must be at least 2, --nll-k at least 0 and --nll-images at least 1")
     if args.out:
@@ -62,7 +76,7 @@ def main(argv=None) -> dict:
     try:
         evaluation = evaluate_model(
             model, args.dataset, num_samples=args.samples, seed=args.seed, split=args.split, nll_k=args.nll_k, nll_images=args.nll_images,
-            allow_other_data=args.other_data,
+            allow_other_data=args.other_data, truncation=args.truncation,
         )  # fmt: skip
     except DatasetError as error:
         raise SystemExit(f"error: {error}") from error

@@ -213,10 +213,11 @@ def reference_images(dataset: str, image_shape, split: str = "auto", limit: int 
 
 
 @torch.no_grad()
-def generate(model, n: int, seed: int = 0, batch_size: int = 500) -> torch.Tensor:
-    """n samples in [0, 1] from the model's prior, decoded in batches, on the model's device."""
+def generate(model, n: int, seed: int = 0, batch_size: int = 500, truncation: float | None = None) -> torch.Tensor:
+    """n samples in [0, 1] from the model's prior (truncated to [-t, t] with `truncation` t),
+    decoded in batches, on the model's device."""
     with eval_mode(model):
-        latents = model.sample_latent(n, seed)
+        latents = model.sample_latent(n, seed, truncation)
         return torch.cat([model.decode(batch).clamp(0, 1) for batch in latents.split(batch_size)])
 
 
@@ -276,6 +277,7 @@ def evaluate_model(
     holdout: float | None = None,
     limit: int | None = None,
     allow_other_data: bool = False,
+    truncation: float | None = None,
 ) -> Evaluation:
     """Evaluate `model` (any GenModel) against held-out real images of `dataset`.
 
@@ -284,6 +286,8 @@ def evaluate_model(
     classifier: evaluator for digit data (default: the bundled MNIST CNN, on the model's device).
     holdout, limit: for data trained with a held-out fraction (`--holdout`, on the first `limit`
     training images), compare against that held-out part and measure memorisation.
+    truncation: draw the samples with the truncation trick at threshold t (GenModel.sample);
+    the settings record it, since it trades recall for precision.
     Deterministic for a seed. Runs on the model's device.
     """
     from genhub.models.classifier import load_evaluator
@@ -308,11 +312,13 @@ def evaluate_model(
         classifier = load_evaluator("mnist", device=model.device)
     # Held-out sets are small: all `num_samples` samples go to the memorisation check, and the first
     # len(reference) of them to the distribution metrics. Otherwise the reference was loaded at that size.
-    samples = generate(model, num_samples if holdout else len(reference), seed)
+    samples = generate(model, num_samples if holdout else len(reference), seed, truncation=truncation)
     values, details = evaluate_images(
         samples[: len(reference)], reference.to(model.device), classifier=classifier if digit_data else None, seed=seed
     )
     settings = {"samples": len(samples), "seed": seed}
+    if truncation is not None:
+        settings["latent truncation"] = truncation
     if converted:
         settings["reference converted"] = f"from {native[0]}x{native[1]}x{native[2]} to the model's {'x'.join(map(str, model.image_shape))}"
     if train_part is not None:

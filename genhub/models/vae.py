@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genhub.models.flows import IAF
-from genhub.models.hub import GenModel, check_count
+from genhub.models.hub import GenModel, check_count, standard_normal
 from genhub.models.nets import ConvDecoder, ConvEncoder, check_image_shape, mlp
 from genhub.models.pixelcnn import PixelCNN
 
@@ -227,22 +227,24 @@ class GenVAE(GenModel):
             return mean, log_var, torch.full((len(mean),), -math.log(len(mean)), device=mean.device)
         return self.prior_means, self.prior_log_vars.clamp(-8, 4), torch.log_softmax(self.prior_logits, dim=0)
 
-    def sample_latent(self, n: int, seed: int | None = None) -> torch.Tensor:
+    def sample_latent(self, n: int, seed: int | None = None, truncation: float | None = None) -> torch.Tensor:
+        """n codes from the prior. With `truncation` t, the standard-normal noise behind every draw
+        (the top level's, and z1's given z2) is truncated to [-t, t]; mixture components are drawn as usual."""
         if self.prior == "standard" and not self.bottom_dim:
-            return super().sample_latent(n, seed)
+            return super().sample_latent(n, seed, truncation)
         check_count(n)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         if self.prior == "standard":
-            top = torch.randn(n, self.top_dim, generator=generator).to(self.device)
+            top = standard_normal((n, self.top_dim), generator, truncation).to(self.device)
         else:
             mean, log_var, log_weights = self._prior_components()
             component = torch.multinomial(log_weights.exp().cpu(), n, replacement=True, generator=generator).to(self.device)
-            eps = torch.randn(n, self.top_dim, generator=generator).to(self.device)
+            eps = standard_normal((n, self.top_dim), generator, truncation).to(self.device)
             top = mean[component] + (0.5 * log_var[component]).exp() * eps
         if not self.bottom_dim:
             return top
         mean1, log_var1 = self.prior_bottom(top).chunk(2, dim=-1)  # z1 ~ p(z1|z2)
-        eps = torch.randn(n, self.bottom_dim, generator=generator).to(self.device)
+        eps = standard_normal((n, self.bottom_dim), generator, truncation).to(self.device)
         return torch.cat([mean1 + (0.5 * log_var1.clamp(-12, 8)).exp() * eps, top], dim=-1)
 
     # -- bounds ------------------------------------------------------------------------

@@ -35,6 +35,7 @@ HUB_ID_HELP = "a Hub model id looks like owner/name"
 
 MAX_SEED = 2**31 - 1
 MAX_SAMPLES = 64
+MAX_TRUNCATION = 4.0  # the Sample tab's truncation slider: 0 is off, t in (0, 4] keeps |z_i| <= t
 NUM_SLIDERS = 8  # leading latent dimensions shown as sliders
 SLIDER_LIMIT = 5.0  # |z_i| <= 5 covers a N(0, 1) code with probability 1 - 6e-7 per dimension
 MIN_STEPS, MAX_STEPS = 3, 16
@@ -229,8 +230,8 @@ def decode(model: GenModel, z: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def latent_codes(model: GenModel, n: int, seed: int) -> torch.Tensor:
-    return model.sample_latent(n, seed).float().cpu()
+def latent_codes(model: GenModel, n: int, seed: int, truncation: float | None = None) -> torch.Tensor:
+    return model.sample_latent(n, seed, truncation).float().cpu()
 
 
 def labelled_rows(images: torch.Tensor, labels: list[str], scale: int) -> Image.Image:
@@ -371,10 +372,12 @@ def _digit_like_mnist(image: Image.Image, size: int) -> Image.Image:
 
 
 # -- actions ------------------------------------------------------------------------------
-def sample_grid(model: GenModel, seed, count) -> Image.Image:
-    """`count` samples from the prior as one grid image (the same seed gives the same grid)."""
+def sample_grid(model: GenModel, seed, count, truncation=0.0) -> Image.Image:
+    """`count` samples from the prior as one grid image (the same seed gives the same grid).
+    `truncation` t > 0 draws every latent coordinate from the normal truncated to [-t, t]; 0 is off."""
     seed, count = check_seed(seed), check_int(count, "Number of images", 1, MAX_SAMPLES)
-    images = decode(model, latent_codes(model, count, seed))
+    truncation = check_float(truncation, "Truncation", 0.0, MAX_TRUNCATION) or None
+    images = decode(model, latent_codes(model, count, seed, truncation))
     return grid_image(images, scale=display_scale(model))
 
 
