@@ -5,14 +5,19 @@
     python benchmarks/zoo.py --combine "hinge loss" "spectral norm"     # a combination, as one more row
     python benchmarks/zoo.py --levers base "spectral norm" --seed 1     # rows "base (seed 1)", ...: the seed spread
     python benchmarks/zoo.py --bundled                                  # the zoo table: every model in weights/
+    python benchmarks/zoo.py --recipe recipes/zoo/levers-vae-comic-faces.toml --budget 240   # the face VAE's levers
 
 A base recipe (default recipes/zoo/levers-mnist.toml, the bundled DCGAN's recipe at width 32)
 trains once as it is and once per lever, where a lever changes one or two of its fields
 (LEVERS below), each for the same --budget seconds of training (this process's CPU time on a
 CPU, genhub.training.train_for_budget). Each EMA generator then draws --samples images with
 seed 0, judged against as many held-out real images: for digits FD, precision, recall and class
-coverage on the evaluator CNN's features, SWD for every dataset. The real-vs-real floor (real
-training images against the same held-out ones, at the same size) is the first row.
+coverage on the evaluator CNN's features, SWD for every dataset, and for RGB images the
+sharpness (variance of the Laplacian). The real-vs-real floor (real training images against
+the same held-out ones, at the same size) is the first row. A recipe with `holdout` (a small set
+such as comic-faces) trains on its training part and is judged against the held-out part.
+A VAE recipe (script "vae") runs the VAE levers (VAE_LEVERS: free bits, KL weight, learned priors,
+width, latent size) and keeps its rows in levers-<dataset>-vae.
 
 Rows are kept in docs/zoo/levers-<dataset>.json, so levers can be run in several calls (a
 combination after the single levers, say) and the table docs/zoo/levers-<dataset>.md is rebuilt
@@ -39,9 +44,10 @@ from pathlib import Path
 import torch
 
 from genhub import load_images, load_model
+from genhub.data import holdout_split
 from genhub.evaluation import card_metrics, evaluate_images, generate, is_digit_data, real_floor, reference_images
 from genhub.evaluation.metrics import laplacian_variance
-from genhub.images import grid_image
+from genhub.images import grid_image, to_unit_range
 from genhub.models.classifier import load_evaluator
 from genhub.runtime import environment_summary, pick_device, portable, save_image
 from genhub.training import read_recipe, recipe_args, train_for_budget
@@ -61,7 +67,21 @@ LEVERS = {
     "upsample + conv": {"upsample": "nearest"},  # against checkerboard artefacts (Odena et al. 2016)
     "augmentation": {"augment": "translation"},  # DiffAugment translation (Zhao et al. 2020)
 }
-METRICS = ("fd", "precision", "recall", "class_coverage", "swd")
+# The levers for a VAE on faces (a recipe whose script is "vae"), each one field of train/vae.py.
+VAE_LEVERS = {
+    "base": {},
+    "free bits": {"free_bits": 32.0},  # the batch's mean KL counts as at least 32 nats (0.5 a dimension of 64)
+    "KL weight 2": {"kl_weight": 2.0},  # beta 2: the posterior pulled towards the prior, fewer holes between codes
+    "MoG prior": {"prior": "mog"},  # a learned mixture of 100 Gaussians where the codes are
+    "VampPrior": {"prior": "vamp"},  # the prior as the mixture of the posteriors of 500 learned pseudo-inputs
+    "wider": {"width": 32},
+    "latent 32": {"latent_dim": 32},
+}
+METRICS = ("fd", "precision", "recall", "class_coverage", "swd", "sharpness")
+
+
+def levers_of(script: str) -> dict:
+    return VAE_LEVERS if script == "vae" else LEVERS
 
 
 def slug(name: str) -> str:
@@ -76,13 +96,15 @@ def run_row(name: str, changes: dict, args, data: torch.Tensor, reference: torch
     model, trainer = train_for_budget(args.script, train_args, data, args.budget, device)
     samples = generate(model, len(reference), seed=0)
     metrics, _ = evaluate_images(samples, reference, classifier=classifier, seed=0)
+    if samples.shape[1] == 3:
+        metrics["sharpness"] = float(laplacian_variance(samples).mean())
     grid = args.docs / f"levers-{args.dataset_slug}" / f"{slug(name)}.png"
     grid.parent.mkdir(parents=True, exist_ok=True)
     save_image(grid_image(samples[:16], nrow=8, scale=2 if samples.shape[-1] <= 32 else 1), grid)
     row = {
         "changes": changes,
         "metrics": {key: metrics[key] for key in METRICS if key in metrics},
-        "generator steps": trainer.generator_steps,
+        "steps": trainer.generator_steps if args.script == "gan" else trainer.optimizer_steps,
         "train seconds": round(trainer.train_seconds, 1),
         "wall seconds": round(time.perf_counter() - started, 1),
         "grid": grid.relative_to(args.docs).as_posix(),  # relative to the table that shows it
@@ -102,23 +124,33 @@ def cell(key: str, value) -> str:
 def write_table(record: dict, docs: Path, dataset_slug: str) -> Path:
     rows = record["rows"]
     columns = [key for key in METRICS if key in record["floor"] or any(key in row["metrics"] for row in rows.values())]
-    names = {"fd": "FD ↓", "precision": "precision ↑", "recall": "recall ↑", "class_coverage": "classes ↑", "swd": "SWD×10³ ↓"}
+    names = {
+        "fd": "FD ↓",
+        "precision": "precision ↑",
+        "recall": "recall ↑",
+        "class_coverage": "classes ↑",
+        "swd": "SWD×10³ ↓",
+        "sharpness": "sharpness",
+    }
+    steps = "generator steps" if record.get("script", "gan") == "gan" else "optimizer steps"
     lines = [
-        f"# Levers for small GANs on {record['context']['dataset']}, at equal compute",
+        f"# Levers for small {'GANs' if record.get('script', 'gan') == 'gan' else 'VAEs'} on {record['context']['dataset']}, "
+        "at equal compute",
         "",
         "Generated by `benchmarks/zoo.py`: the base recipe, and the base with one lever changed, each trained for the "
         "same budget, then judged on the same number of samples. Rows ending in (seed N) repeat a row with another "
         "seed; the spread between a row's seeds is the noise to read every difference against. The budget is CPU time, so "
-        "a lever that makes a step dearer (R1's double backward, a wider net) gets fewer steps.",
+        "a lever that makes a step dearer (R1's double backward, a wider net) gets fewer steps. Sharpness (RGB only) is the "
+        "mean variance of the Laplacian of the samples' grey images (0-255); the floor row gives the reference's own.",
         "",
-        "| row | changes | " + " | ".join(names[key] for key in columns) + " | generator steps | grid |",
+        "| row | changes | " + " | ".join(names[key] for key in columns) + f" | {steps} | grid |",
         "|---|---|" + "---|" * len(columns) + "---|---|",
         "| real vs real (floor) | - | " + " | ".join(cell(key, record["floor"].get(key)) for key in columns) + " | - | - |",
     ]
     for name, row in rows.items():
         changes = ", ".join(f"{key}={value}" for key, value in row["changes"].items()) or "-"
         values = " | ".join(cell(key, row["metrics"].get(key)) for key in columns)
-        lines.append(f"| {name} | {changes} | {values} | {row['generator steps']} | ![]({row['grid']}) |")
+        lines.append(f"| {name} | {changes} | {values} | {row.get('steps', row.get('generator steps'))} | ![]({row['grid']}) |")
     lines += ["", "## Setup", ""] + [f"- {key}: {value}" for key, value in record["context"].items()] + [""]
     path = docs / f"levers-{dataset_slug}.md"
     path.write_text("\n".join(lines), encoding="utf-8")
@@ -211,7 +243,12 @@ def bundled_table(args) -> dict:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", type=Path, default=BASE, help="the base recipe (a train/gan.py recipe)")
-    parser.add_argument("--levers", nargs="+", default=list(LEVERS), help=f"rows to run, of: {', '.join(LEVERS)}")
+    parser.add_argument(
+        "--levers",
+        nargs="+",
+        default=None,
+        help=f"rows to run (default: all of the recipe's kind), of: {', '.join(LEVERS)} (GAN recipes); {', '.join(VAE_LEVERS)} (VAE)",
+    )
     parser.add_argument("--combine", nargs="+", default=None, help="run one row that applies all these levers together")
     parser.add_argument("--budget", type=float, default=180, help="training seconds per row (CPU seconds on a CPU)")
     parser.add_argument("--samples", type=int, default=5000, help="generated and held-out real images compared")
@@ -228,29 +265,39 @@ def main(argv=None) -> dict:
             torch.set_num_threads(args.threads)
         args.docs.mkdir(parents=True, exist_ok=True)
         return bundled_table(args)
-    unknown = [name for name in [*args.levers, *(args.combine or [])] if name not in LEVERS]
+    recipe = read_recipe(args.recipe)
+    args.script, fields = recipe["script"], recipe["fields"]
+    levers = levers_of(args.script)
+    args.levers = args.levers or list(levers)
+    unknown = [name for name in [*args.levers, *(args.combine or [])] if name not in levers]
     if unknown:
-        parser.error(f"unknown lever(s) {', '.join(map(repr, unknown))}; known: {', '.join(LEVERS)}")
+        parser.error(f"unknown lever(s) {', '.join(map(repr, unknown))} for a {args.script} recipe; known: {', '.join(levers)}")
     if args.budget <= 0 or args.samples < 2:
         parser.error("--budget must be positive and --samples at least 2")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    recipe = read_recipe(args.recipe)
-    args.script, fields = recipe["script"], recipe["fields"]
-    dataset = fields["dataset"]
-    args.dataset_slug = slug(dataset)
+    dataset, holdout = fields["dataset"], fields.get("holdout")
+    # a VAE study gets its own record beside a GAN study of the same data
+    args.dataset_slug = slug(dataset) + ("-vae" if args.script == "vae" else "")
     args.docs.mkdir(parents=True, exist_ok=True)
 
     data = load_images(dataset, split=fields.get("split", "train"), limit=fields.get("limit")).images
+    if holdout:  # a small set: train on its training part, judge against the held-out part (never trained on)
+        data, held_out = holdout_split(data, holdout)
+        reference, split = to_unit_range(held_out[: args.samples]), f"held-out {holdout:g} of train"
+    else:
+        reference, split = reference_images(dataset, tuple(data.shape[1:]), limit=args.samples)
     image_shape = tuple(data.shape[1:])
-    reference, split = reference_images(dataset, image_shape, limit=args.samples)
     reference = reference.to(device)
     classifier = load_evaluator("mnist", device=device) if is_digit_data(dataset, image_shape) else None
-    floor = real_floor(dataset, image_shape, num_samples=args.samples, classifier=classifier)
+    floor = real_floor(dataset, image_shape, num_samples=args.samples, classifier=classifier, holdout=holdout, limit=fields.get("limit"))
+    if image_shape[0] == 3:
+        floor["sharpness"] = float(laplacian_variance(reference).mean())
 
     record_path = args.docs / f"levers-{args.dataset_slug}.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {"rows": {}}
+    record["script"] = args.script
     record["floor"] = {key: floor[key] for key in METRICS if key in floor}
     record["context"] = {
         "dataset": f"{dataset} ({len(data)} training images; reference: {len(reference)} {split} images)",
@@ -260,9 +307,9 @@ def main(argv=None) -> dict:
         "machine": f"{environment_summary(device)}, {platform.machine()}, torch {torch.__version__}, {args.threads} thread(s)",
         "load average at the end (1/5/15 min)": [round(x, 2) for x in os.getloadavg()],
     }
-    plan = {name: LEVERS[name] for name in args.levers}
+    plan = {name: levers[name] for name in args.levers}
     if args.combine:
-        plan = {" + ".join(args.combine): {key: value for name in args.combine for key, value in LEVERS[name].items()}}
+        plan = {" + ".join(args.combine): {key: value for name in args.combine for key, value in levers[name].items()}}
     if args.seed:  # another seed of a row is a row of its own, to see the spread between seeds
         plan = {f"{name} (seed {args.seed})": changes for name, changes in plan.items()}
     for name, changes in plan.items():
