@@ -102,7 +102,8 @@ def build_app(registry: logic.ModelRegistry | None = None) -> gr.Blocks:
                         logic.MAX_TRUNCATION,
                         value=0,
                         step=0.1,
-                        label="Truncation (0 = off; t keeps every |z_i| <= t: fewer odd samples, less variety)",
+                        label="Truncation t (0 = off)",
+                        info="every |z_i| <= t: fewer odd samples, less variety",
                         elem_id="sample-truncation",
                     )
                     sample_button = gr.Button("Sample", variant="primary", elem_id="sample-button")
