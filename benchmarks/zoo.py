@@ -72,10 +72,14 @@ VAE_LEVERS = {
     "base": {},
     "free bits": {"free_bits": 32.0},  # the batch's mean KL counts as at least 32 nats (0.5 a dimension of 64)
     "KL weight 2": {"kl_weight": 2.0},  # beta 2: the posterior pulled towards the prior, fewer holes between codes
+    "KL weight 4": {"kl_weight": 4.0},
     "MoG prior": {"prior": "mog"},  # a learned mixture of 100 Gaussians where the codes are
     "VampPrior": {"prior": "vamp"},  # the prior as the mixture of the posteriors of 500 learned pseudo-inputs
     "wider": {"width": 32},
     "latent 32": {"latent_dim": 32},
+    # the base as trained, its prior then replaced by 100 Gaussians fitted to its aggregate posterior
+    "fitted prior": {"fit_prior": 100},
+    "KL weight 2 + fitted prior": {"kl_weight": 2.0, "fit_prior": 100},
 }
 METRICS = ("fd", "precision", "recall", "class_coverage", "swd", "sharpness")
 

@@ -183,3 +183,27 @@ def test_init_from_a_different_model_names_the_fields(run, data_dir, tmp_path):
         run_script([*mlp_flags(data_dir, tmp_path / "s"), "--latent-dim", "16", "--init-from", str(out / "model"), "--epochs", "1"])
     with pytest.raises(Exception, match="No model folder at .*nowhere"):
         run_script([*mlp_flags(data_dir, tmp_path / "t"), "--init-from", str(tmp_path / "nowhere"), "--epochs", "1"])
+
+
+def test_fit_prior_packages_the_run_with_a_mixture_fitted_to_its_codes(run, data_dir, tmp_path):
+    """--fit-prior K: the saved model samples from K Gaussians fitted to its aggregate posterior;
+    the card says so and gives the validation bound under both priors."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(run[0], out)
+    flags = ["--dataset", str(data_dir / "binarized_mnist"), "--limit", "1000", "--out", str(out), "--eval-only", "--eval-k", "5"]
+    metrics = run_script([*flags, "--eval-limit", "20", "--fit-prior", "5", "--eval-samples", "50"])
+    model, best = GenVAE.from_pretrained(out / "model"), GenVAE.from_pretrained(out / "best")
+    assert (model.prior, len(model.prior_means)) == ("mog", 5)
+    assert (best.prior, len(best.prior_means)) == ("mog", 100)  # the run's own model (the default prior) is kept as trained
+    card = (out / "model" / "README.md").read_text()
+    assert "mixture of 5 diagonal Gaussians fitted by EM" in card and "under the trained prior" in card
+    assert metrics["validation_neg_elbo"] != run[1]["validation_neg_elbo"]
+    assert json.loads((out / "model" / "config.json").read_text())["num_components"] == 5
+
+
+def test_fit_prior_must_not_be_negative(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        run_script(["--fit-prior", "-1", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2

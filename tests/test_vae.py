@@ -115,3 +115,64 @@ def test_reconstruct_keeps_the_shape(trained):
 def test_bad_configs_are_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
         GenVAE(**kwargs)
+
+
+# -- the ex-post mixture prior (genhub.models.vae.fit_mixture_prior) ---------------------------
+def test_one_component_mixture_is_the_points_mean_and_variance():
+    from genhub.models.vae import fit_diagonal_gmm
+
+    points = torch.tensor([[0.0, 1.0], [2.0, 1.0], [4.0, 4.0]])
+    means, log_vars, log_weights = fit_diagonal_gmm(points, components=1, iterations=3)
+    assert torch.allclose(means, torch.tensor([[2.0, 2.0]]))
+    assert torch.allclose(log_vars.exp(), torch.tensor([[8 / 3, 2.0]]))  # the biased variance: sum of squares / N
+    assert log_weights.tolist() == pytest.approx([0.0])
+
+
+def test_mixture_finds_two_separated_clusters_and_their_weights():
+    from genhub.models.vae import fit_diagonal_gmm
+
+    generator = torch.Generator().manual_seed(0)
+    left = torch.randn(300, 3, generator=generator) * 0.5 - 5
+    right = torch.randn(900, 3, generator=generator) * 2.0 + 5
+    means, log_vars, log_weights = fit_diagonal_gmm(torch.cat([left, right]), components=2, iterations=50)
+    order = means[:, 0].argsort()
+    assert torch.allclose(means[order], torch.tensor([[-5.0] * 3, [5.0] * 3]), atol=0.3)
+    assert torch.allclose(log_vars[order].exp().sqrt(), torch.tensor([[0.5] * 3, [2.0] * 3]), atol=0.2)
+    assert log_weights[order].exp().tolist() == pytest.approx([0.25, 0.75], abs=1e-3)
+
+
+@pytest.mark.parametrize(("points", "components", "message"), [
+    (torch.zeros(5, 2), 0, "components must be between 1"),
+    (torch.zeros(5, 2), 6, "components must be between 1"),
+    (torch.zeros(5), 1, r"needs an \(N, D\) tensor"),
+])  # fmt: skip
+def test_mixture_fit_rejects_bad_inputs(points, components, message):
+    from genhub.models.vae import fit_diagonal_gmm
+
+    with pytest.raises(ValueError, match=message):
+        fit_diagonal_gmm(points, components)
+
+
+@pytest.mark.parametrize("options", [{}, {"prior": "vamp", "num_pseudo_inputs": 4}, {"hierarchy_dim": 3}, {"flow_steps": 1, "aux_hidden": 8}])
+def test_fitted_prior_keeps_the_networks_and_samples_where_the_codes_are(options, tmp_path):
+    from genhub.models.vae import fit_mixture_prior
+
+    torch.manual_seed(0)
+    vae = GenVAE(image_shape=(1, 8, 8), latent_dim=6, hidden_dims=(16,), **options).eval()
+    images = (torch.rand(40, 1, 8, 8) > 0.5).to(torch.uint8) * 255
+    fitted = fit_mixture_prior(vae, images, components=3, iterations=10)
+    assert (fitted.prior, fitted.prior_means.shape, vae.prior) == ("mog", (3, 3 if options.get("hierarchy_dim") else 6), options.get("prior", "standard"))
+    z = torch.randn(5, 6)
+    with torch.no_grad():
+        assert torch.equal(fitted.decode_logits(z), vae.decode_logits(z))  # encoder and decoder untouched
+        assert torch.equal(fitted.posterior_mean(images[:4].float() / 255), vae.posterior_mean(images[:4].float() / 255))
+        # the mixture sits where the training codes are: their mean, not N(0, I)'s zero
+        codes = vae.posterior_mean(images.float() / 255)[:, vae.bottom_dim :]
+        mixture_mean = (fitted.prior_logits.softmax(0)[:, None] * fitted.prior_means).sum(0)
+        assert torch.allclose(mixture_mean, codes.mean(0), atol=0.3)
+        assert torch.isfinite(fitted.elbo(images.float() / 255)).all()
+    fitted.save_pretrained(tmp_path / "fitted")
+    loaded = GenVAE.from_pretrained(tmp_path / "fitted")
+    assert torch.equal(loaded.sample(4, seed=1), fitted.sample(4, seed=1))
+    with pytest.raises(ValueError, match="draws must be >= 1"):
+        fit_mixture_prior(vae, images, components=3, draws=0)

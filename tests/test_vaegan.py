@@ -204,6 +204,8 @@ def test_push_without_token_fails_after_saving_both(data_dir, tmp_path, monkeypa
                 "someone/vaegan-test",
                 "--vae-repo-id",
                 "someone/vae-test",
+                "--fit-prior",
+                "3",  # the saved VAE gets a fitted mixture prior; the GAN still starts from its decoder
             ]
         )
     assert exit_info.value.code == 2
@@ -214,6 +216,7 @@ def test_push_without_token_fails_after_saving_both(data_dir, tmp_path, monkeypa
     assert "[someone/vaegan-test](https://huggingface.co/someone/vaegan-test)" in vae_card
     assert type(load_model(tmp_path / "run" / "gan" / "model")) is GenGAN and "**began**" in gan_card
     assert 'GenVAE.from_pretrained("someone/vae-test")' in vae_card
+    assert GenVAE.from_pretrained(tmp_path / "run" / "vae" / "model").prior == "mog" and "mixture of 3 diagonal Gaussians" in vae_card
 
 
 @pytest.mark.parametrize(

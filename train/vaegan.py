@@ -10,8 +10,10 @@ N(0, I) prior (the GAN samples z ~ N(0, I)) and --kl-weight, into --out/vae. Pha
 generator of the decoder's architecture (transposed convs without batch norm, tanh output),
 copies the decoder in (genhub.training.gan_from_vae: before the first GAN step it draws exactly
 the VAE's mean images) and trains it with genhub.training.train_gan and --objective into
---out/gan. Both model cards state the pre-training and link each other: by Hub id when --repo-id
-and --vae-repo-id are given (with or without --push), else by relative folder path.
+--out/gan. With --fit-prior K the saved VAE samples from K Gaussians fitted to its aggregate
+posterior (genhub.models.vae.fit_mixture_prior); the GAN still starts from its decoder. Both
+model cards state the pre-training and link each other: by Hub id when --repo-id and --vae-repo-id
+are given (with or without --push), else by relative folder path.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import argparse
 import os
 from pathlib import Path
 
+from genhub.models.vae import GenVAE
 from genhub.training.base import CHECKPOINT_NAME
 from genhub.training.cli import command_line, finish, parse_vaegan_args, run_cli, user_errors
 from genhub.training.runs import train_gan, train_vae
+from genhub.training.vae import BEST_FOLDER
 from genhub.training.warm_start import gan_from_vae
 
 
@@ -87,7 +91,10 @@ def vae_then_gan(args, out: Path, command: str, vae_folder: Path, gan_folder: Pa
         f"-ELBO {metrics['validation_neg_elbo']:.1f} nats, KL weight {args.kl_weight:g}, "
         f"{metrics['train_minutes']:.1f} min of training",
     }
-    generator = gan_from_vae(vae.model, args.objective)
+    # The GAN draws z ~ N(0, I): with --fit-prior it starts from the VAE as trained, under that prior
+    # (out/vae/best; the decoder is the same).
+    trained = GenVAE.from_pretrained(out / "vae" / BEST_FOLDER) if args.fit_prior else vae.model
+    generator = gan_from_vae(trained, args.objective)
     gan_card["model_name"] = f"{type(generator).__name__} on {vae.card['dataset']}, warm-started from a VAE decoder"
     gan = train_gan(
         phase_args(args, out=out / "gan", arch="conv", hidden=[512, 512, 512], critic_norm="auto"),

@@ -310,3 +310,76 @@ def _generator_for(code: torch.Tensor) -> torch.Generator:
 
 def _log_normal(z: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     return -0.5 * (LOG_2PI + log_var + (z - mean) ** 2 / log_var.exp()).sum(-1)
+
+
+def fit_diagonal_gmm(points: torch.Tensor, components: int, iterations: int = 100, seed: int = 0, min_log_var: float = -8.0):
+    """A mixture of `components` diagonal Gaussians fitted to `points` (N, D) by EM.
+
+    E step: r_nk = pi_k N(x_n; mu_k, diag s_k^2) / sum_j pi_j N(x_n; mu_j, diag s_j^2).
+    M step: pi_k = mean_n r_nk, mu_k = sum_n r_nk x_n / sum_n r_nk,
+            s_k^2 = sum_n r_nk (x_n - mu_k)^2 / sum_n r_nk  (floored at exp(min_log_var)).
+    The means start at `components` distinct points drawn with `seed`, every variance at the
+    data's. Returns (means (K, D), log-variances (K, D), log weights (K,)).
+    """
+    points = points.detach().double()
+    n = len(points)
+    if points.ndim != 2 or n < 2:
+        raise ValueError(f"fit_diagonal_gmm needs an (N, D) tensor of at least 2 points, got shape {tuple(points.shape)}")
+    if not 1 <= components <= n:
+        raise ValueError(f"components must be between 1 and the number of points ({n}), got {components}")
+    generator = torch.Generator().manual_seed(seed)
+    means = points[torch.randperm(n, generator=generator)[:components].to(points.device)].clone()
+    log_vars = points.var(0).clamp_min(math.exp(min_log_var)).log().expand(components, -1).clone()
+    log_weights = torch.full((components,), -math.log(components), dtype=points.dtype, device=points.device)
+    for _ in range(iterations):
+        precision = (-log_vars).exp()  # (K, D); the log-densities (N, K) without an (N, K, D) tensor:
+        quadratic = points**2 @ precision.T - 2 * points @ (means * precision).T + (means**2 * precision).sum(1)
+        log_density = -0.5 * (quadratic + log_vars.sum(1) + points.shape[1] * LOG_2PI) + log_weights
+        responsibilities = torch.softmax(log_density, dim=1)
+        mass = responsibilities.sum(0) + 1e-10  # (K,)
+        means = responsibilities.T @ points / mass[:, None]
+        variances = responsibilities.T @ points**2 / mass[:, None] - means**2
+        log_vars = variances.clamp_min(math.exp(min_log_var)).log()
+        log_weights = (mass / mass.sum()).log()
+    return means.float(), log_vars.float(), log_weights.float()
+
+
+def fit_mixture_prior(
+    vae: GenVAE, images: torch.Tensor, components: int = 100, draws: int = 4, iterations: int = 100, seed: int = 0, batch_size: int = 500
+) -> GenVAE:
+    """Ex-post density estimation (Ghosh et al. 2020; the second stage of Dai & Wipf 2019): a
+    copy of `vae` whose prior is a mixture of diagonal Gaussians fitted by EM to its aggregate
+    posterior q(z) = mean_x q(z|x), from `draws` codes z ~ q(z|x) per image of `images` (the training
+    set: uint8 (N, C, H, W), or floats in [0, 1]). A VAE whose KL stays high leaves regions of N(0, I) that no
+    image encodes to, and their decodings are blurs; drawing from the fitted q(z) avoids them.
+    With a hierarchy the mixture replaces the top level's prior. Encoder and decoder are
+    unchanged; the copy's config says prior="mog" with `components` components, so its bounds
+    (ELBO, IWAE) are computed under the new prior.
+    """
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1, got {draws}")
+    config = dict(vae._hub_mixin_config or {})
+    config.update(prior="mog", num_components=int(components))
+    fitted = GenVAE(**config).to(vae.device)
+    prior_keys = {"prior_means", "prior_log_vars", "prior_logits", "pseudo_inputs"}
+    state = {key: value for key, value in vae.state_dict().items() if key not in prior_keys}
+    missing, unexpected = fitted.load_state_dict(state, strict=False)
+    assert not unexpected and set(missing) <= prior_keys, (missing, unexpected)
+    generator = torch.Generator().manual_seed(seed)
+    codes = []
+    was_training = vae.training
+    vae.eval()
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            x = images[start : start + batch_size].to(vae.device)
+            x = x.float() / 255 if x.dtype == torch.uint8 else x
+            for _ in range(draws):
+                eps = torch.randn(len(x), vae.latent_dim, generator=generator).to(vae.device)
+                codes.append(vae.posterior_sample(x, eps)[0][:, vae.bottom_dim :])
+    vae.train(was_training)
+    means, log_vars, log_weights = fit_diagonal_gmm(torch.cat(codes), components, iterations, seed)
+    with torch.no_grad():
+        fitted.prior_means.copy_(means)
+        fitted.prior_log_vars.copy_(log_vars)
+        fitted.prior_logits.copy_(log_weights)
+    return fitted.eval()

@@ -219,6 +219,13 @@ def parse_vae_args(argv=None, description: str | None = None) -> argparse.Namesp
     model.add_argument(
         "--pixelcnn-layers", type=int, default=0, help="an autoregressive decoder: gated PixelCNN layers (0: none; binary images)"
     )
+    model.add_argument(
+        "--fit-prior",
+        type=int,
+        default=0,
+        help="after training, replace the prior by a mixture of this many diagonal Gaussians fitted by EM to the "
+        "aggregate posterior (ex-post density estimation; 0: keep the trained prior)",
+    )
     model.add_argument("--image-size", type=int, default=None, help="resize images (default: the dataset's size)")
     model.add_argument("--channels", type=int, choices=[1, 3], default=None)
     model.add_argument(
@@ -254,6 +261,7 @@ def parse_vae_args(argv=None, description: str | None = None) -> argparse.Namesp
         parser.error(f"--flow-steps must be >= 0, got {args.flow_steps}")
     if args.pixelcnn_layers < 0:
         parser.error(f"--pixelcnn-layers must be >= 0, got {args.pixelcnn_layers}")
+    check_fit_prior(parser, args)
     if not (args.free_bits >= 0 and math.isfinite(args.free_bits)):
         parser.error(f"--free-bits must be >= 0 nats, got {args.free_bits}")
     if not 0 <= args.hierarchy_dim < args.latent_dim:
@@ -378,6 +386,13 @@ def parse_vaegan_args(argv=None, description: str | None = None) -> argparse.Nam
     vae.add_argument("--vae-lr", type=float, default=1e-3)
     vae.add_argument("--kl-weight", type=float, default=1.0, help="weight of the KL term (beta); 1 trains the true ELBO")
     vae.add_argument("--kl-warmup", type=int, default=0, help="epochs over which the KL weight ramps up from 0")
+    vae.add_argument(
+        "--fit-prior",
+        type=int,
+        default=0,
+        help="after training, replace the prior by a mixture of this many diagonal Gaussians fitted by EM to the "
+        "aggregate posterior (ex-post density estimation; 0: keep the trained prior)",
+    )
     vae.add_argument("--vae-eval-k", type=int, default=100, help="importance samples for the VAE's validation NLL")
     vae.add_argument("--vae-eval-limit", type=int, default=500, help="validation images for the VAE's NLL")
     gan = parser.add_argument_group("phase 2: GAN from the decoder (the objective's recipe unless overridden)")
@@ -411,11 +426,17 @@ def parse_vaegan_args(argv=None, description: str | None = None) -> argparse.Nam
         "vae_eval_limit",
         "image_size",
     )
+    check_fit_prior(parser, args)
     if args.resume:
         parser.error("train/vaegan.py has no --resume: resume its phases with train/vae.py --out OUT/vae and train/gan.py --out OUT/gan")
     check_augment_arguments(parser, args)
     check_common_arguments(parser, args)
     return args
+
+
+def check_fit_prior(parser, args) -> None:
+    if args.fit_prior < 0:
+        parser.error(f"--fit-prior must be >= 0 mixture components (0: off), got {args.fit_prior}")
 
 
 PARSERS = {"vae": parse_vae_args, "gan": parse_gan_args, "vaegan": parse_vaegan_args}
