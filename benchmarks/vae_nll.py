@@ -93,8 +93,10 @@ def run_variant(name: str, args) -> dict:
         no_eval=False,
         eval_samples=0,  # the likelihood is what this table measures, not sample metrics
         no_progress=True,
+        **({"threads": args.threads} if args.threads else {}),
     )
-    command = f"python benchmarks/vae_nll.py --variants {name} --minutes {args.minutes:g} --k {args.k}"
+    threads = f" --threads {args.threads}" if args.threads else ""
+    command = f"python benchmarks/vae_nll.py --variants {name} --minutes {args.minutes:g} --k {args.k}{threads}"
     run = train_vae(run_args, command=command)
     metrics = run.metrics
     nll = metrics[f"validation_nll_iwae_k{args.k}"]
@@ -179,6 +181,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=1000, help="importance samples for the NLL estimate")
     parser.add_argument("--images", type=int, default=None, help="validation images for the NLL (default: all 10,000)")
     parser.add_argument("--out", default="runs/vae-nll", help="one run folder per variant under this")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for training and evaluation (default: the recipe's)")
     parser.add_argument("--docs", default=str(REPO / "docs"))
     parser.add_argument("--redo", action="store_true", help="run variants again even when docs/vae_nll.json has their row")
     parser.add_argument("--table-only", action="store_true", help="rewrite docs/vae_nll.md from the rows recorded, train nothing")
@@ -201,8 +204,11 @@ def main() -> None:
         if old and not args.redo and (old["k"], old["nll_images"], old["budget_minutes"]) == (args.k, args.images or 10_000, args.minutes):
             print(f"{name}: kept from {record_path.name} (--redo to train it again)")
             continue
-        rows[name] = run_variant(name, args)
-        record = {"bar_nats": BAR, "references": REFERENCES, "variants": rows}
+        row = run_variant(name, args)
+        # read again before writing: another variant may have finished meanwhile in another process
+        record = json.loads(record_path.read_text()) if record_path.exists() else {}
+        rows = {**record.get("variants", {}), name: row}
+        record = {**record, "bar_nats": BAR, "references": REFERENCES, "variants": rows}  # earlier keys (the recipe's own run) kept
         record_path.write_text(json.dumps(record, indent=2) + "\n")
         write_table(rows, docs)
         print(json.dumps(rows[name], indent=2), flush=True)
