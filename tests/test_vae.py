@@ -153,7 +153,9 @@ def test_mixture_fit_rejects_bad_inputs(points, components, message):
         fit_diagonal_gmm(points, components)
 
 
-@pytest.mark.parametrize("options", [{}, {"prior": "vamp", "num_pseudo_inputs": 4}, {"hierarchy_dim": 3}, {"flow_steps": 1, "aux_hidden": 8}])
+@pytest.mark.parametrize(
+    "options", [{}, {"prior": "vamp", "num_pseudo_inputs": 4}, {"hierarchy_dim": 3}, {"flow_steps": 1, "aux_hidden": 8}]
+)
 def test_fitted_prior_keeps_the_networks_and_samples_where_the_codes_are(options, tmp_path):
     from genhub.models.vae import fit_mixture_prior
 
@@ -161,7 +163,8 @@ def test_fitted_prior_keeps_the_networks_and_samples_where_the_codes_are(options
     vae = GenVAE(image_shape=(1, 8, 8), latent_dim=6, hidden_dims=(16,), **options).eval()
     images = (torch.rand(40, 1, 8, 8) > 0.5).to(torch.uint8) * 255
     fitted = fit_mixture_prior(vae, images, components=3, iterations=10)
-    assert (fitted.prior, fitted.prior_means.shape, vae.prior) == ("mog", (3, 3 if options.get("hierarchy_dim") else 6), options.get("prior", "standard"))
+    top = 3 if options.get("hierarchy_dim") else 6
+    assert (fitted.prior, fitted.prior_means.shape, vae.prior) == ("mog", (3, top), options.get("prior", "standard"))
     z = torch.randn(5, 6)
     with torch.no_grad():
         assert torch.equal(fitted.decode_logits(z), vae.decode_logits(z))  # encoder and decoder untouched
