@@ -170,16 +170,16 @@ def test_configs_saved_before_the_names_were_unified_still_load(tmp_path):
     from genhub import GenWGAN, load_model
 
     repo = Path(__file__).resolve().parent.parent / "weights"
-    old_vae = json.loads((repo / "vae-anime-faces" / "config.json").read_text())
+    old_vae = json.loads((repo / "vae-binarized-mnist" / "config.json").read_text())
     old_gan = json.loads((repo / "wgan-gp-mnist" / "config.json").read_text())
-    assert old_vae["conv_width"] == 16 and old_gan["architecture"] == "dcgan"  # the files are untouched
-    vae, gan = load_model(repo / "vae-anime-faces"), load_model(repo / "wgan-gp-mnist")
-    assert vae.decoder.blocks[-1].in_channels == 16 and isinstance(gan, GenWGAN) and gan.architecture == "conv"
+    assert old_vae["conv_width"] == 32 and old_gan["architecture"] == "dcgan"  # the files are untouched
+    vae, gan = load_model(repo / "vae-binarized-mnist"), load_model(repo / "wgan-gp-mnist")
+    assert vae.decoder.blocks[-1].in_channels == 32 and isinstance(gan, GenWGAN) and gan.architecture == "conv"
     vae.save_pretrained(tmp_path / "vae")
     gan.save_pretrained(tmp_path / "gan")
     new_vae = json.loads((tmp_path / "vae" / "config.json").read_text())
     new_gan = json.loads((tmp_path / "gan" / "config.json").read_text())
-    assert new_vae["width"] == 16 and "conv_width" not in new_vae and new_gan["architecture"] == "conv"
+    assert new_vae["width"] == 32 and "conv_width" not in new_vae and new_gan["architecture"] == "conv"
     again = load_model(tmp_path / "vae")
     z = torch.zeros(2, vae.latent_dim)
     assert torch.equal(again.decode(z), vae.decode(z))
