@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 from genhub import GenVAE
-from genhub.evaluation import generate, held_out_images
-from genhub.evaluation.metrics import laplacian_variance, memorisation, sliced_wasserstein
-from genhub.models.vae import fit_mixture_prior
+from genhub.evaluation import evaluate_images, generate, held_out_images
+from genhub.evaluation.metrics import laplacian_variance, memorisation
+from genhub.models.vae import FIT_PRIOR_DRAWS, fit_mixture_prior
 from genhub.runtime import environment_summary, portable
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,7 +32,7 @@ def judge(model: GenVAE, train: torch.Tensor, held_out: torch.Tensor, samples: i
     images = generate(model, samples, seed=0)
     copied = memorisation(images, train, held_out)["pixel"]
     return {
-        "swd": sliced_wasserstein(held_out, images)["mean"],
+        "swd": evaluate_images(images, held_out)[0]["swd"],
         "sharpness": float(laplacian_variance(images).mean()),
         "memorisation_ratio": copied["ratio"],
         "share_closer_than_5pct_held_out": copied["share_closer_than_5pct_held_out"],
@@ -67,7 +67,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--holdout", type=float, default=0.1, help="the held-out fraction the model was trained without")
     parser.add_argument("--limit", type=int, default=None, help="the first N images, as the model was trained on")
     parser.add_argument("--components", type=int, nargs="+", default=[1, 10, 100, 400, 1000])
-    parser.add_argument("--draws", type=int, default=4, help="codes z ~ q(z|x) per training image")
+    parser.add_argument("--draws", type=int, default=FIT_PRIOR_DRAWS, help="codes z ~ q(z|x) per training image")
     parser.add_argument("--samples", type=int, default=365)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--docs", type=Path, default=REPO / "docs" / "zoo")

@@ -42,6 +42,7 @@ from genhub.models.pixelcnn import PixelCNN
 
 LOG_2PI = math.log(2 * math.pi)
 PRIORS = ("standard", "mog", "vamp")
+FIT_PRIOR_DRAWS = 4  # codes z ~ q(z|x) per training image that fit_mixture_prior fits its mixture to
 
 
 class GenVAE(GenModel):
@@ -345,7 +346,13 @@ def fit_diagonal_gmm(points: torch.Tensor, components: int, iterations: int = 10
 
 
 def fit_mixture_prior(
-    vae: GenVAE, images: torch.Tensor, components: int = 100, draws: int = 4, iterations: int = 100, seed: int = 0, batch_size: int = 500
+    vae: GenVAE,
+    images: torch.Tensor,
+    components: int = 100,
+    draws: int = FIT_PRIOR_DRAWS,
+    iterations: int = 100,
+    seed: int = 0,
+    batch_size: int = 500,
 ) -> GenVAE:
     """Ex-post density estimation (Ghosh et al. 2020; the second stage of Dai & Wipf 2019): a
     copy of `vae` whose prior is a mixture of diagonal Gaussians fitted by EM to its aggregate

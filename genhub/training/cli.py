@@ -219,13 +219,7 @@ def parse_vae_args(argv=None, description: str | None = None) -> argparse.Namesp
     model.add_argument(
         "--pixelcnn-layers", type=int, default=0, help="an autoregressive decoder: gated PixelCNN layers (0: none; binary images)"
     )
-    model.add_argument(
-        "--fit-prior",
-        type=int,
-        default=0,
-        help="after training, replace the prior by a mixture of this many diagonal Gaussians fitted by EM to the "
-        "aggregate posterior (ex-post density estimation; 0: keep the trained prior)",
-    )
+    add_fit_prior_argument(model)
     model.add_argument("--image-size", type=int, default=None, help="resize images (default: the dataset's size)")
     model.add_argument("--channels", type=int, choices=[1, 3], default=None)
     model.add_argument(
@@ -386,13 +380,7 @@ def parse_vaegan_args(argv=None, description: str | None = None) -> argparse.Nam
     vae.add_argument("--vae-lr", type=float, default=1e-3)
     vae.add_argument("--kl-weight", type=float, default=1.0, help="weight of the KL term (beta); 1 trains the true ELBO")
     vae.add_argument("--kl-warmup", type=int, default=0, help="epochs over which the KL weight ramps up from 0")
-    vae.add_argument(
-        "--fit-prior",
-        type=int,
-        default=0,
-        help="after training, replace the prior by a mixture of this many diagonal Gaussians fitted by EM to the "
-        "aggregate posterior (ex-post density estimation; 0: keep the trained prior)",
-    )
+    add_fit_prior_argument(vae)
     vae.add_argument("--vae-eval-k", type=int, default=100, help="importance samples for the VAE's validation NLL")
     vae.add_argument("--vae-eval-limit", type=int, default=500, help="validation images for the VAE's NLL")
     gan = parser.add_argument_group("phase 2: GAN from the decoder (the objective's recipe unless overridden)")
@@ -432,6 +420,17 @@ def parse_vaegan_args(argv=None, description: str | None = None) -> argparse.Nam
     check_augment_arguments(parser, args)
     check_common_arguments(parser, args)
     return args
+
+
+def add_fit_prior_argument(group) -> None:
+    """--fit-prior K, in train/vae.py and in train/vaegan.py's VAE phase."""
+    group.add_argument(
+        "--fit-prior",
+        type=int,
+        default=0,
+        help="after training, replace the prior by a mixture of this many diagonal Gaussians fitted by EM to the "
+        "aggregate posterior (ex-post density estimation; 0: keep the trained prior)",
+    )
 
 
 def check_fit_prior(parser, args) -> None:

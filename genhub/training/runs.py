@@ -27,7 +27,7 @@ from genhub.evaluation.metrics import iwae_nll
 from genhub.images import to_unit_range
 from genhub.models.gan import GenGAN, build_critic, gan_class
 from genhub.models.hub import GenModel
-from genhub.models.vae import GenVAE, fit_mixture_prior
+from genhub.models.vae import FIT_PRIOR_DRAWS, GenVAE, fit_mixture_prior
 from genhub.objectives import get_objective
 from genhub.runtime import atomic_write, environment_summary, pick_device, portable, save_image, seed_everything
 from genhub.training.base import CHECKPOINT_NAME, save_json
@@ -350,7 +350,7 @@ def _fit_prior(args, model: GenVAE, train: torch.Tensor, validation: torch.Tenso
     print(f"prior fitted: {components} Gaussians on the aggregate posterior; validation -ELBO {-best['val_elbo']:.2f} -> {-elbo:.2f}")
     rows = {
         "prior after training": f"{args.prior} replaced by a mixture of {components} diagonal Gaussians fitted by EM to the "
-        "aggregate posterior (4 codes z ~ q(z|x) per training image; ex-post density estimation, Ghosh et al. 2020)",
+        f"aggregate posterior ({FIT_PRIOR_DRAWS} codes z ~ q(z|x) per training image; ex-post density estimation, Ghosh et al. 2020)",
         "validation -ELBO under the trained prior (nats)": f"{-best['val_elbo']:.2f}",
     }
     return fitted, {**best, "val_elbo": elbo, "val_kl": kl}, rows
