@@ -1,6 +1,8 @@
 """The levers for small GANs that the zoo's recipes use: spectral normalisation of the critic,
-the R1 penalty, and upsample-plus-conv generators (hinge loss, two time-scale learning rates,
-EMA and augmentation are tested with the objectives and the trainer)."""
+the R1 penalty, upsample-plus-conv generators and learning-rate decay (hinge loss, two time-scale
+learning rates, EMA and augmentation are tested with the objectives and the trainer)."""
+
+import math
 
 import pytest
 import torch
@@ -13,6 +15,7 @@ from genhub.models.nets import upsampling_conv
 from genhub.objectives import get_objective
 from genhub.objectives.penalties import r1_penalty
 from genhub.training import CHECKPOINT_NAME, GANTrainer, TrainSettings
+from genhub.training.base import lr_factor
 
 train_gan = script("gan")
 
@@ -136,10 +139,41 @@ def test_train_gan_with_every_lever_writes_a_loadable_model_whose_card_names_the
     out = tmp_path / "run"
     argv = ["--dataset", "mnist", "--limit", "128", "--width", "8", "--latent-dim", "16", "--batch-size", "32", "--epochs", "1"]
     argv += ["--objective", "hinge", "--critic-norm", "spectral", "--upsample", "nearest", "--r1", "0.5", "--lr", "4e-4"]
-    argv += ["--generator-lr-scale", "0.25", "--augment", "translation", "--out", str(out), "--no-progress", "--no-eval"]
+    argv += ["--generator-lr-scale", "0.25", "--augment", "translation", "--lr-schedule", "linear"]
+    argv += ["--out", str(out), "--no-progress", "--no-eval"]
     train_gan.main(argv)
     model = load_model(out / "model")
     assert type(model) is GenGAN and model.upsample == "nearest" and model.sample(4, seed=0).shape == (4, 1, 28, 28)
     card = (out / "model" / "README.md").read_text()
     assert "norm spectral" in card and "| R1 penalty (gamma) | 0.5 |" in card and "| generator upsampling | nearest |" in card
-    assert "lr 0.0001 (generator), 0.0004 (critic)" in card
+    assert "lr 0.0001 (generator), 0.0004 (critic)" in card  # the initial rates
+    assert "| learning-rate schedule | linear decay to 0 over the budget |" in card
+
+
+# -- learning-rate schedules -------------------------------------------------------------------
+def test_lr_factor_matches_hand_values():
+    assert lr_factor("constant", 0.7) == 1.0
+    assert lr_factor("linear", 0.0) == 1.0 and lr_factor("linear", 0.25) == 0.75 and lr_factor("linear", 1.0) == 0.0
+    assert lr_factor("cosine", 0.5) == pytest.approx(0.5) and lr_factor("cosine", 1.0) == pytest.approx(0.0)
+    assert lr_factor("cosine", 1 / 3) == pytest.approx((1 + math.cos(math.pi / 3)) / 2)  # 0.75
+    assert lr_factor("linear", 1.5) == 0.0 and lr_factor("linear", -1) == 1.0  # clamped to the budget
+    with pytest.raises(ValueError, match="schedule must be one of constant, linear, cosine, got 'step'"):
+        lr_factor("step", 0.5)
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        TrainSettings(schedule="exponential").check()
+
+
+@pytest.mark.parametrize("schedule", ["constant", "linear"])
+def test_gan_learning_rates_follow_the_schedule_and_resume_on_the_curve(tmp_path, schedule):
+    torch.manual_seed(0)
+    settings = TrainSettings(batch_size=16, grid_size=4, progress=False, lr=1e-3, generator_lr_scale=0.5, schedule=schedule)
+    trainer = GANTrainer(GenDCGAN(latent_dim=8, width=4), Critic((1, 28, 28), width=4), "dcgan", out=tmp_path, settings=settings)
+    trainer.fit(toy_images(), epochs=2)  # 4 batches an epoch: the last update is at 7/8 of the budget
+    factor = 1.0 if schedule == "constant" else 1 / 8
+    assert trainer.optimizer_d.param_groups[0]["lr"] == pytest.approx(1e-3 * factor)
+    assert trainer.optimizer_g.param_groups[0]["lr"] == pytest.approx(5e-4 * factor)
+    resumed = GANTrainer.from_checkpoint(tmp_path / CHECKPOINT_NAME, progress=False)
+    assert resumed.settings.schedule == schedule
+    resumed.fit(toy_images(), epochs=4)  # the budget is now 4 epochs: the last update at 15/16
+    factor = 1.0 if schedule == "constant" else 1 / 16
+    assert resumed.optimizer_d.param_groups[0]["lr"] == pytest.approx(1e-3 * factor)

@@ -49,6 +49,24 @@ from genhub.training.distributed import Distributed
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
 CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+def lr_factor(schedule: str, progress: float) -> float:
+    """The learning rate at `progress` p in [0, 1] of the budget, as a fraction of the initial one:
+
+        constant   1
+        linear     1 - p                    (to 0 at the end: the SNGAN recipes, Miyato et al. 2018)
+        cosine     (1 + cos(pi p)) / 2      (SGDR without restarts, Loshchilov & Hutter 2017)
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+    p = min(max(float(progress), 0.0), 1.0)
+    if schedule == "linear":
+        return 1.0 - p
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * p))
+    return 1.0
 
 
 class TrainingDiverged(RuntimeError):
@@ -70,8 +88,11 @@ class Settings:
     check_every: int = 50  # steps between NaN checks and progress updates
     save_every: int = 1  # epochs between sample grids and checkpoints (the last epoch always saves)
     progress: bool = True
+    schedule: str = "constant"  # the learning rate over the budget: constant, linear or cosine (lr_factor)
 
     def check(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch size must be a positive integer, got {self.batch_size}")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
@@ -350,6 +371,15 @@ class Trainer:
         if budget.seconds:
             fractions.append(self.elapsed() / budget.seconds)
         return min(max(fractions), 1.0)
+
+    def follow_schedule(self, optimizer: torch.optim.Optimizer, initial_lr: float) -> None:
+        """Set every parameter group of `optimizer` to initial_lr x lr_factor(settings.schedule,
+        progress_fraction()): called before each update, so a resumed run continues the curve."""
+        if self.settings.schedule == "constant":
+            return
+        lr = initial_lr * lr_factor(self.settings.schedule, self.progress_fraction())
+        for group in optimizer.param_groups:
+            group["lr"] = lr
 
     def _spent(self, budget: Budget) -> bool:
         return bool(

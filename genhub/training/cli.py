@@ -16,6 +16,7 @@ from genhub.models.hub import GenModel, PushError, push_folder
 from genhub.models.nets import UPSAMPLES
 from genhub.objectives import OBJECTIVES, get_objective
 from genhub.runtime import pick_device
+from genhub.training.base import SCHEDULES
 from genhub.training.distributed import TRACKERS, is_main_process
 from genhub.training.recipes import add_recipe_argument, parse_with_recipe, read_recipe
 
@@ -298,6 +299,7 @@ def add_gan_arguments(parser: argparse.ArgumentParser) -> None:
     optim = parser.add_argument_group("optimization (default: the objective's recipe)")
     optim.add_argument("--lr", type=float, default=None)
     optim.add_argument("--generator-lr-scale", type=float, default=1.0, help="the generator's learning rate over the critic's")
+    add_lr_schedule_argument(optim)
     optim.add_argument("--n-critic", type=int, default=None, help="critic updates per generator update")
     optim.add_argument("--ema-decay", type=float, default=0.999)
     optim.add_argument(
@@ -395,6 +397,7 @@ def parse_vaegan_args(argv=None, description: str | None = None) -> argparse.Nam
     )
     gan.add_argument("--n-critic", type=int, default=None)
     gan.add_argument("--ema-decay", type=float, default=0.999)
+    add_lr_schedule_argument(gan)
     add_augment_arguments(parser)
     add_evaluation_arguments(parser)
     args = parse_with_recipe(parser, argv, script="vaegan")
@@ -420,6 +423,16 @@ def parse_vaegan_args(argv=None, description: str | None = None) -> argparse.Nam
     check_augment_arguments(parser, args)
     check_common_arguments(parser, args)
     return args
+
+
+def add_lr_schedule_argument(group) -> None:
+    """--lr-schedule for the GAN trainers (the VAE's learning rate always follows a cosine)."""
+    group.add_argument(
+        "--lr-schedule",
+        choices=list(SCHEDULES),
+        default="constant",
+        help="both learning rates over the budget: constant, linear (to 0 at the end) or cosine",
+    )
 
 
 def add_fit_prior_argument(group) -> None:

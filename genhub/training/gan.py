@@ -108,9 +108,9 @@ class GANTrainer(Trainer):
             raise ValueError(f"critic sees {critic.image_shape} images but the generator makes {model.image_shape}")
         super().__init__(model, settings, out=out, device=device, callbacks=callbacks, distributed=distributed)
         self.critic = critic.to(self.device).train()
-        critic_lr = self.objective.optimizer.lr if settings.lr is None else settings.lr
-        self.optimizer_g = self.objective.optimizer.build(self.model.parameters(), critic_lr * settings.generator_lr_scale)
-        self.optimizer_d = self.objective.optimizer.build(self.critic.parameters(), critic_lr)
+        self.critic_lr = self.objective.optimizer.lr if settings.lr is None else settings.lr
+        self.optimizer_g = self.objective.optimizer.build(self.model.parameters(), self.generator_lr)
+        self.optimizer_d = self.objective.optimizer.build(self.critic.parameters(), self.critic_lr)
         self.critic_steps = 0
         self.generator_steps = 0
         self.fixed_noise = model.sample_latent(settings.grid_size, seed=settings.seed)
@@ -138,6 +138,10 @@ class GANTrainer(Trainer):
     def steps_done(self) -> int:
         return self.generator_steps
 
+    @property
+    def generator_lr(self) -> float:
+        return self.critic_lr * self.settings.generator_lr_scale
+
     def scale(self, batch: torch.Tensor) -> torch.Tensor:
         batch = to_signed_range(batch)
         return batch.contiguous(memory_format=self.memory_format) if batch.dim() == 4 else batch
@@ -151,6 +155,8 @@ class GANTrainer(Trainer):
         call. Returns the logs (tensors) after a generator update, else None. `noise` (default:
         fresh N(0, I) codes) makes the step reproducible from outside."""
         generator_turn = (self.critic_steps + 1) % self.n_critic == 0
+        self.follow_schedule(self.optimizer_d, self.critic_lr)
+        self.follow_schedule(self.optimizer_g, self.generator_lr)
         if noise is None:
             noise = torch.randn(len(real), self.model.latent_dim, device=self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_autocast):

@@ -394,6 +394,7 @@ def gan_settings(args) -> TrainSettings:
         ema_decay=args.ema_decay,
         seed=args.seed,
         generator_lr_scale=getattr(args, "generator_lr_scale", 1.0),
+        schedule=getattr(args, "lr_schedule", None) or "constant",
         r1=getattr(args, "r1", None),
         augment=getattr(args, "augment", "") or "",
         augment_p=getattr(args, "augment_p", 1.0),
@@ -562,6 +563,8 @@ def gan_card(args, trainer: GANTrainer, num_train: int, device) -> dict:
             "batch size": settings.batch_size,
             "critic steps per generator step": trainer.n_critic,
             "optimizer": f"{optimizer.name} {lr}" + (f" betas {tuple(optimizer.betas)}" if optimizer.name == "adam" else ""),
+            "learning-rate schedule": {"constant": "constant", "linear": "linear decay to 0 over the budget",
+                                       "cosine": "cosine decay to 0 over the budget"}[settings.schedule],  # fmt: skip
             "weight clipping": trainer.objective.clip_value or "none",
             "gradient penalty weight": trainer.objective.penalty_weight or "none",
             "R1 penalty (gamma)": trainer.objective.r1_weight or "none",

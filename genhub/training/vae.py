@@ -50,7 +50,7 @@ class VAESettings(Settings):
     kl_warmup: int = 0  # epochs over which the KL weight ramps from 0 to kl_weight
     train_k: int = 1  # importance samples in the training bound (1 = ELBO)
     free_bits: float = 0.0  # nats: the batch's mean KL counts as at least this much (0: off)
-    schedule: str = "cosine"  # "cosine" over the budget, or "constant"
+    schedule: str = "cosine"  # the learning rate over the budget (genhub.training.base.lr_factor)
 
     def check(self) -> None:
         super().check()
@@ -62,8 +62,6 @@ class VAESettings(Settings):
             raise ValueError(f"free_bits must be >= 0 nats, got {self.free_bits}")
         if self.kl_warmup < 0 or self.train_k < 1:
             raise ValueError(f"kl_warmup must be >= 0 and train_k >= 1, got {self.kl_warmup} and {self.train_k}")
-        if self.schedule not in ("cosine", "constant"):
-            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
 
 
 @torch.no_grad()
@@ -134,9 +132,7 @@ class VAETrainer(Trainer):
         """One Adam update on the batch `x` in [0, 1]; `eps` (the reparameterisation noise,
         default fresh) makes the ELBO step reproducible from outside."""
         settings = self.settings
-        if settings.schedule == "cosine":
-            for group in self.optimizer.param_groups:
-                group["lr"] = settings.lr * 0.5 * (1 + math.cos(math.pi * self.progress_fraction()))
+        self.follow_schedule(self.optimizer, settings.lr)
         logs = {}
         if settings.train_k > 1:
             loss = -self.step_model("iwae_bound", x, settings.train_k).mean()
