@@ -66,6 +66,7 @@ LEVERS = {
     "wider": {"width": 64},
     "upsample + conv": {"upsample": "nearest"},  # against checkerboard artefacts (Odena et al. 2016)
     "augmentation": {"augment": "translation"},  # DiffAugment translation (Zhao et al. 2020)
+    "lr decay": {"lr_schedule": "linear"},  # both learning rates linearly to 0 over the budget (Miyato et al. 2018)
 }
 # The levers for a VAE on faces (a recipe whose script is "vae"), each one field of train/vae.py.
 VAE_LEVERS = {
