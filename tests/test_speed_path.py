@@ -65,3 +65,46 @@ def test_a_double_backward_met_under_compile_falls_back_to_eager(capsys):
 def test_bad_precision_is_a_clear_error():
     with pytest.raises(ValueError, match="precision must be auto, bf16 or fp32"):
         TrainSettings(precision="fp16").check()
+
+
+# -- the VAE trainer's speed options (the same two fields, from the trainer base) --------------
+def vae_trainer(**settings):
+    from genhub import GenVAE
+    from genhub.training.vae import VAESettings, VAETrainer
+
+    torch.manual_seed(0)
+    model = GenVAE(image_shape=(1, 16, 16), latent_dim=4, architecture="conv", width=8, likelihood="bernoulli", pixelcnn_layers=2)
+    return VAETrainer(model, settings=VAESettings(batch_size=8, progress=False, **settings))
+
+
+def binary_images(n: int = 16) -> torch.Tensor:
+    return (images(n) > 127).to(torch.uint8) * 255
+
+
+def test_vae_speed_options_give_the_fp32_loss_and_default_to_fp32():
+    assert vae_trainer().use_autocast is False  # a likelihood model: fp32 unless asked, on any device
+    x, eps = binary_images(8), torch.randn(8, 4, generator=torch.Generator().manual_seed(1))
+    losses = {}
+    for name, settings in {"fp32": {}, "channels_last": {"channels_last": True}, "bf16": {"precision": "bf16"}}.items():
+        vae = vae_trainer(**settings)
+        batch = vae.scale(x)
+        nhwc = [w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in vae.model.parameters() if w.dim() == 4]
+        assert any(nhwc) == (name == "channels_last") and batch.is_contiguous(memory_format=vae.memory_format)
+        losses[name] = float(vae.step(batch, eps)["loss"])
+        assert vae.step(batch)["loss"].dtype == torch.float32  # the loss leaves autocast as fp32
+    assert losses["channels_last"] == pytest.approx(losses["fp32"], rel=1e-5)  # the same numbers in another layout
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02) and losses["bf16"] != losses["fp32"]  # bf16 convs
+
+
+def test_train_vae_with_bf16_and_channels_last_writes_a_model_whose_card_says_so(tmp_path, data_dir):
+    from conftest import script
+
+    from genhub import load_model
+
+    out = tmp_path / "run"
+    argv = ["--dataset", "binarized-mnist", "--limit", "200", "--epochs", "1", "--width", "8", "--latent-dim", "4"]
+    argv += ["--pixelcnn-layers", "1", "--precision", "bf16", "--channels-last", "--eval-k", "2", "--eval-limit", "20"]
+    script("vae").main([*argv, "--no-eval", "--out", str(out), "--no-progress"])
+    model = load_model(out / "model")
+    assert model.sample(2, seed=0).shape == (2, 1, 28, 28)
+    assert "| precision | bf16 autocast in training, fp32 in evaluation |" in (out / "model" / "README.md").read_text()

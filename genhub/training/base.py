@@ -50,6 +50,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
 CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
 SCHEDULES = ("constant", "linear", "cosine")
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def lr_factor(schedule: str, progress: float) -> float:
@@ -89,10 +90,14 @@ class Settings:
     save_every: int = 1  # epochs between sample grids and checkpoints (the last epoch always saves)
     progress: bool = True
     schedule: str = "constant"  # the learning rate over the budget: constant, linear or cosine (lr_factor)
+    precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU), "bf16" (autocast on any device) or "fp32"
+    channels_last: bool = False  # NHWC weights and batches for the conv networks
 
     def check(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch size must be a positive integer, got {self.batch_size}")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
@@ -244,6 +249,12 @@ class Trainer:
         else:
             self.device = pick_device(device) if isinstance(device, str) else torch.device(device)
         self.model = model.to(self.device).train()
+        # The speed path: forward passes under bf16 autocast (weights, optimizer and losses stay
+        # fp32), and NHWC conv weights and batches (`scale` puts each batch in that format).
+        self.use_autocast = settings.precision == "bf16" or (settings.precision == "auto" and self.device.type == "cuda")
+        self.memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
+        if settings.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         # The EMA copy (sampling and Hub weights): w <- d w + (1 - d) w_model after every step, with the
         # warm-up d_t = min(decay, (1 + t) / (10 + t)) so short runs are not dominated by the random init.
         # Data-parallel, every process holds the same weights after a step: the main process alone keeps it.
@@ -371,6 +382,13 @@ class Trainer:
         if budget.seconds:
             fractions.append(self.elapsed() / budget.seconds)
         return min(max(fractions), 1.0)
+
+    def autocast(self):
+        """The context the forward passes run in: bf16 autocast with `use_autocast`, else nothing."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_autocast)
+
+    def in_memory_format(self, batch: torch.Tensor) -> torch.Tensor:
+        return batch.contiguous(memory_format=self.memory_format) if batch.dim() == 4 else batch
 
     def follow_schedule(self, optimizer: torch.optim.Optimizer, initial_lr: float) -> None:
         """Set every parameter group of `optimizer` to initial_lr x lr_factor(settings.schedule,

@@ -249,6 +249,7 @@ def parse_vae_args(argv=None, description: str | None = None) -> argparse.Namesp
     evaluation.add_argument(
         "--eval-only", action="store_true", help="skip training: evaluate and package the best checkpoint of the run in --out"
     )
+    add_speed_arguments(parser, precision="fp32")
     add_evaluation_arguments(parser)
     args = parse_with_recipe(parser, argv, script="vae")
     check_positive(parser, args, "latent_dim", "width", "lr", "train_k", "eval_k", "eval_limit", "time_budget", "image_size", "aux_hidden")
@@ -308,10 +309,7 @@ def add_gan_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="gamma of an R1 penalty, (gamma/2) E ||grad D(real)||^2 (Mescheder et al. 2018); default: none",
     )
-    speed = parser.add_argument_group("speed (benchmarks/throughput.py measures each)")
-    speed.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
-                       help="auto: bf16 autocast on CUDA, fp32 on CPU; bf16: autocast on any device (AVX512-BF16/AMX CPUs)")  # fmt: skip
-    speed.add_argument("--channels-last", action="store_true", help="NHWC weights and batches for the conv networks")
+    speed = add_speed_arguments(parser, precision="auto")
     speed.add_argument("--compile", action="store_true",
                        help="torch.compile the networks (CUDA graphs on CUDA); a gradient penalty keeps the critic eager")  # fmt: skip
     add_augment_arguments(parser)
@@ -423,6 +421,16 @@ def parse_vaegan_args(argv=None, description: str | None = None) -> argparse.Nam
     check_augment_arguments(parser, args)
     check_common_arguments(parser, args)
     return args
+
+
+def add_speed_arguments(parser: argparse.ArgumentParser, precision: str):
+    """--precision and --channels-last (how fast, not what: a resumed run may change them)."""
+    speed = parser.add_argument_group("speed (benchmarks/throughput.py measures each)")
+    speed.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=precision,
+                       help="auto: bf16 autocast on CUDA, fp32 on CPU; bf16: autocast on any device (AVX512-BF16/AMX CPUs); "
+                       f"default {precision}")  # fmt: skip
+    speed.add_argument("--channels-last", action="store_true", help="NHWC weights and batches for the conv networks")
+    return speed
 
 
 def add_lr_schedule_argument(group) -> None:

@@ -60,8 +60,6 @@ class TrainSettings(Settings):
     ema_decay: float | None = 0.999
     augment: str = ""  # DiffAugment policies before every critic call, e.g. "color,translation,cutout"; "" for none
     augment_p: float = 1.0  # the probability each policy is applied to each image
-    precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU), "bf16" (autocast on any device) or "fp32"
-    channels_last: bool = False  # NHWC weights and batches for the conv networks
     compile: bool = False  # torch.compile the networks (eager critic where a gradient penalty needs double backward)
 
     def check(self) -> None:
@@ -76,8 +74,6 @@ class TrainSettings(Settings):
             raise ValueError("the GAN trainer samples from an EMA generator: ema_decay must be in [0, 1)")
         if self.augment:
             DiffAugment(self.augment, self.augment_p)  # raises on an unknown policy or a bad probability
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
 
 
 class GANTrainer(Trainer):
@@ -114,10 +110,7 @@ class GANTrainer(Trainer):
         self.critic_steps = 0
         self.generator_steps = 0
         self.fixed_noise = model.sample_latent(settings.grid_size, seed=settings.seed)
-        self.use_autocast = settings.precision == "bf16" or (settings.precision == "auto" and self.device.type == "cuda")
-        self.memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
         if settings.channels_last:
-            self.model.to(memory_format=torch.channels_last)
             self.critic.to(memory_format=torch.channels_last)
         # The critic only ever sees T(x), real and generated alike (DiffAugment); identity without.
         self.augment = DiffAugment(settings.augment, settings.augment_p) if settings.augment else (lambda images: images)
@@ -143,8 +136,7 @@ class GANTrainer(Trainer):
         return self.critic_lr * self.settings.generator_lr_scale
 
     def scale(self, batch: torch.Tensor) -> torch.Tensor:
-        batch = to_signed_range(batch)
-        return batch.contiguous(memory_format=self.memory_format) if batch.dim() == 4 else batch
+        return self.in_memory_format(to_signed_range(batch))
 
     def describe(self) -> str:
         return f"objective {self.objective.name!r}"
@@ -159,7 +151,7 @@ class GANTrainer(Trainer):
         self.follow_schedule(self.optimizer_g, self.generator_lr)
         if noise is None:
             noise = torch.randn(len(real), self.model.latent_dim, device=self.device)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_autocast):
+        with self.autocast():
             with torch.set_grad_enabled(generator_turn):
                 fake = self.step_generator(noise)
             real = self.augment(real)
@@ -173,7 +165,7 @@ class GANTrainer(Trainer):
         if not generator_turn:
             return None
         self.critic.requires_grad_(False)  # the generator step needs no critic weight gradients
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_autocast):
+        with self.autocast():
             generator_loss, generator_logs = self.objective.generator_step_loss(self.generator_step_critic, self.augment(fake), real)
         self.optimizer_g.zero_grad(set_to_none=True)
         generator_loss.backward()
@@ -187,7 +179,7 @@ class GANTrainer(Trainer):
         """The critic loss and its gradients. A compiled critic that meets double backward (a
         gradient penalty) is replaced by the eager one, once, and the loss recomputed."""
         try:
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_autocast):
+            with self.autocast():
                 critic_loss, logs = self.objective.critic_step_loss(self.step_critic, real, fake)
             self.optimizer_d.zero_grad(set_to_none=True)
             critic_loss.backward()

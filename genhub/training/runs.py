@@ -163,6 +163,7 @@ def vae_settings(args) -> VAESettings:
         free_bits=getattr(args, "free_bits", 0.0),
         progress=not getattr(args, "no_progress", False),
         save_every=getattr(args, "save_every", 1),
+        **speed_settings(args, precision="fp32", compile=False),
     )
 
 
@@ -229,7 +230,10 @@ def train_vae(args, *, command: str | None = None, card_extra: dict | None = Non
     else:
         if args.resume:
             progress = not getattr(args, "no_progress", False)
-            trainer = VAETrainer.from_checkpoint(checkpoint, out=out, device=device, progress=progress, distributed=distributed)
+            speed = speed_settings(args, precision="fp32", compile=False)
+            trainer = VAETrainer.from_checkpoint(
+                checkpoint, out=out, device=device, progress=progress, distributed=distributed, overrides=speed
+            )
             print(f"resumed {checkpoint} at epoch {trainer.epoch}; model and optimizer options come from the checkpoint")
         else:
             trainer = VAETrainer(build_vae(args, train), out=out, settings=vae_settings(args), device=device, distributed=distributed)
@@ -302,6 +306,7 @@ def package_vae(
             "batch size": args.batch_size,
             "learning rate": args.lr,
             "schedule": "Adam, cosine decay over the budget (epochs or time)",
+            **({"precision": "bf16 autocast in training, fp32 in evaluation"} if trainer is not None and trainer.use_autocast else {}),
             "KL weight": args.kl_weight,
             "KL warm-up epochs": args.kl_warmup,
             "free bits (nats)": getattr(args, "free_bits", 0.0),
@@ -404,13 +409,11 @@ def gan_settings(args) -> TrainSettings:
     )
 
 
-def speed_settings(args) -> dict:
-    """How fast, not what: --precision, --channels-last, --compile (a resumed run may change them)."""
-    return {
-        "precision": getattr(args, "precision", None) or "auto",
-        "channels_last": bool(getattr(args, "channels_last", False)),
-        "compile": bool(getattr(args, "compile", False)),
-    }
+def speed_settings(args, *, precision: str = "auto", compile: bool = True) -> dict:
+    """How fast, not what: --precision (default `precision`: fp32 for VAEs, likelihood models),
+    --channels-last and, for GANs, --compile (a resumed run may change them)."""
+    settings = {"precision": getattr(args, "precision", None) or precision, "channels_last": bool(getattr(args, "channels_last", False))}
+    return {**settings, "compile": bool(getattr(args, "compile", False))} if compile else settings
 
 
 def build_gan(args, image_shape) -> tuple[GenGAN, torch.nn.Module]:

@@ -51,6 +51,7 @@ class VAESettings(Settings):
     train_k: int = 1  # importance samples in the training bound (1 = ELBO)
     free_bits: float = 0.0  # nats: the batch's mean KL counts as at least this much (0: off)
     schedule: str = "cosine"  # the learning rate over the budget (genhub.training.base.lr_factor)
+    precision: str = "fp32"  # a likelihood model: bf16 autocast only when asked ("bf16"; evaluation stays fp32)
 
     def check(self) -> None:
         super().check()
@@ -114,7 +115,7 @@ class VAETrainer(Trainer):
         return self.optimizer_steps
 
     def scale(self, batch: torch.Tensor) -> torch.Tensor:
-        return to_unit_range(batch)
+        return self.in_memory_format(to_unit_range(batch))
 
     def kl_weight(self) -> float:
         settings = self.settings
@@ -135,9 +136,13 @@ class VAETrainer(Trainer):
         self.follow_schedule(self.optimizer, settings.lr)
         logs = {}
         if settings.train_k > 1:
-            loss = -self.step_model("iwae_bound", x, settings.train_k).mean()
+            with self.autocast():
+                bound = self.step_model("iwae_bound", x, settings.train_k)
+            loss = -bound.float().mean()
         else:
-            reconstruction, kl = self.step_model("elbo_terms", x, eps)
+            with self.autocast():
+                reconstruction, kl = self.step_model("elbo_terms", x, eps)
+            reconstruction, kl = reconstruction.float(), kl.float()
             kl_term = kl.mean().clamp(min=settings.free_bits) if settings.free_bits else kl.mean()
             loss = -reconstruction.mean() + self.kl_weight() * kl_term
             logs["kl"] = kl.mean().detach()
@@ -201,11 +206,14 @@ class VAETrainer(Trainer):
         }
 
     @classmethod
-    def from_checkpoint(cls, path, out=None, device="cpu", progress: bool = True, distributed: Distributed | None = None) -> VAETrainer:
+    def from_checkpoint(
+        cls, path, out=None, device="cpu", progress: bool = True, distributed: Distributed | None = None, overrides: dict | None = None
+    ) -> VAETrainer:
+        """`overrides` replaces settings that change speed (precision, channels_last), as for GANs."""
         state = read_checkpoint_state(path, "vae")
         try:
             model = MODEL_CLASSES[state["model_class"]](**state["model_config"])
-            settings = VAESettings(**{**state["settings"], "progress": progress})
+            settings = VAESettings(**{**state["settings"], "progress": progress, **(overrides or {})})
             out = out if out is not None else Path(path).parent
             trainer = cls(model, out=out, settings=settings, device=device, distributed=distributed)
             trainer.model.load_state_dict(state["model"])
