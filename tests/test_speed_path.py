@@ -88,7 +88,8 @@ def test_vae_speed_options_give_the_fp32_loss_and_default_to_fp32():
     for name, settings in {"fp32": {}, "channels_last": {"channels_last": True}, "bf16": {"precision": "bf16"}}.items():
         vae = vae_trainer(**settings)
         batch = vae.scale(x)
-        nhwc = [w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in vae.model.parameters() if w.dim() == 4]
+        weights = [w for w in vae.model.parameters() if w.dim() == 4]
+        nhwc = [w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in weights]
         assert any(nhwc) == (name == "channels_last") and batch.is_contiguous(memory_format=vae.memory_format)
         losses[name] = float(vae.step(batch, eps)["loss"])
         assert vae.step(batch)["loss"].dtype == torch.float32  # the loss leaves autocast as fp32
