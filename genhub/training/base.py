@@ -390,14 +390,16 @@ class Trainer:
     def in_memory_format(self, batch: torch.Tensor) -> torch.Tensor:
         return batch.contiguous(memory_format=self.memory_format) if batch.dim() == 4 else batch
 
-    def follow_schedule(self, optimizer: torch.optim.Optimizer, initial_lr: float) -> None:
-        """Set every parameter group of `optimizer` to initial_lr x lr_factor(settings.schedule,
-        progress_fraction()): called before each update, so a resumed run continues the curve."""
+    def follow_schedule(self, *pairs: tuple[torch.optim.Optimizer, float]) -> None:
+        """For each (optimizer, initial_lr), set every parameter group to initial_lr x
+        lr_factor(settings.schedule, progress_fraction()): called before each update, so a resumed
+        run continues the curve."""
         if self.settings.schedule == "constant":
             return
-        lr = initial_lr * lr_factor(self.settings.schedule, self.progress_fraction())
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        factor = lr_factor(self.settings.schedule, self.progress_fraction())
+        for optimizer, initial_lr in pairs:
+            for group in optimizer.param_groups:
+                group["lr"] = initial_lr * factor
 
     def _spent(self, budget: Budget) -> bool:
         return bool(

@@ -16,7 +16,7 @@ from genhub.models.hub import GenModel, PushError, push_folder
 from genhub.models.nets import UPSAMPLES
 from genhub.objectives import OBJECTIVES, get_objective
 from genhub.runtime import pick_device
-from genhub.training.base import SCHEDULES
+from genhub.training.base import PRECISIONS, SCHEDULES
 from genhub.training.distributed import TRACKERS, is_main_process
 from genhub.training.recipes import add_recipe_argument, parse_with_recipe, read_recipe
 
@@ -426,7 +426,7 @@ def parse_vaegan_args(argv=None, description: str | None = None) -> argparse.Nam
 def add_speed_arguments(parser: argparse.ArgumentParser, precision: str):
     """--precision and --channels-last (how fast, not what: a resumed run may change them)."""
     speed = parser.add_argument_group("speed (benchmarks/throughput.py measures each)")
-    speed.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=precision,
+    speed.add_argument("--precision", choices=list(PRECISIONS), default=precision,
                        help="auto: bf16 autocast on CUDA, fp32 on CPU; bf16: autocast on any device (AVX512-BF16/AMX CPUs); "
                        f"default {precision}")  # fmt: skip
     speed.add_argument("--channels-last", action="store_true", help="NHWC weights and batches for the conv networks")

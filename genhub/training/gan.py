@@ -147,8 +147,7 @@ class GANTrainer(Trainer):
         call. Returns the logs (tensors) after a generator update, else None. `noise` (default:
         fresh N(0, I) codes) makes the step reproducible from outside."""
         generator_turn = (self.critic_steps + 1) % self.n_critic == 0
-        self.follow_schedule(self.optimizer_d, self.critic_lr)
-        self.follow_schedule(self.optimizer_g, self.generator_lr)
+        self.follow_schedule((self.optimizer_d, self.critic_lr), (self.optimizer_g, self.generator_lr))
         if noise is None:
             noise = torch.randn(len(real), self.model.latent_dim, device=self.device)
         with self.autocast():

@@ -133,7 +133,7 @@ class VAETrainer(Trainer):
         """One Adam update on the batch `x` in [0, 1]; `eps` (the reparameterisation noise,
         default fresh) makes the ELBO step reproducible from outside."""
         settings = self.settings
-        self.follow_schedule(self.optimizer, settings.lr)
+        self.follow_schedule((self.optimizer, settings.lr))
         logs = {}
         if settings.train_k > 1:
             with self.autocast():
