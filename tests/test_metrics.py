@@ -144,6 +144,40 @@ def test_iwae_nll_is_deterministic_and_tightens(data_dir):
     assert many["bits_per_dim"] == pytest.approx(many["nll"] / (784 * 0.6931471805599453))
 
 
+def test_iwae_nll_resumes_from_its_record(data_dir, tmp_path):
+    torch.manual_seed(0)
+    model = GenVAE(latent_dim=8, hidden_dims=(64,))
+    images = load_images(data_dir / "binarized_mnist", split="validation", limit=30).images.float() / 255
+    whole = iwae_nll(model, images, k=16, batch_size=10, seed=3)
+    record = tmp_path / "nll_bounds.json"
+
+    def stop_after_two(done, total, running):
+        if done == 20:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        iwae_nll(model, images, k=16, batch_size=10, seed=3, record=record, progress=stop_after_two)
+    assert [len(batch) for batch in json.loads(record.read_text())["bounds"]] == [10, 10]
+    seen = []
+    resumed = iwae_nll(model, images, k=16, batch_size=10, seed=3, record=record, progress=lambda *a: seen.append(a[0]))
+    assert seen == [30]  # the two recorded batches were not recomputed
+    assert resumed == whole
+    other = iwae_nll(model, images, k=8, batch_size=10, seed=3, record=record)  # another k: the record is replaced
+    assert other == iwae_nll(model, images, k=8, batch_size=10, seed=3)
+    record.write_text("{ truncated")
+    assert iwae_nll(model, images, k=16, batch_size=10, seed=3, record=record) == whole
+
+
+def test_iwae_nll_in_channels_last_matches_and_leaves_the_model_as_it_was(tmp_path):
+    torch.manual_seed(0)
+    model = GenVAE(architecture="conv", latent_dim=4, width=8, pixelcnn_layers=1)
+    images = torch.bernoulli(torch.full((6, 1, 28, 28), 0.3))
+    plain = iwae_nll(model, images, k=4, batch_size=3)
+    nhwc = iwae_nll(model, images, k=4, batch_size=3, channels_last=True)
+    assert nhwc["nll"] == pytest.approx(plain["nll"], abs=1e-3)
+    assert all(p.is_contiguous() for p in model.parameters())
+
+
 def test_evaluate_model_and_record_in_card(data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("GENHUB_DATA_DIR", str(data_dir))
     torch.manual_seed(0)

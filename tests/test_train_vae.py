@@ -144,6 +144,17 @@ def test_eval_only_repackages_a_run(run, data_dir):
     assert again["nll_images"] == 20 and "validation_nll_iwae_k5" in again
 
 
+def test_a_repeated_nll_evaluation_continues_from_its_record(run, data_dir, capsys):
+    out, _ = run
+    flags = ["--dataset", str(data_dir / "binarized_mnist"), "--out", str(out), "--eval-only", "--eval-k", "7", "--eval-limit", "30"]
+    first = run_script(flags)
+    assert "NLL (IWAE, k=7): 30/30 images" in capsys.readouterr().out
+    assert sum(map(len, json.loads((out / "nll_bounds.json").read_text())["bounds"])) == 30  # per-image bounds, per batch
+    again = run_script(flags)
+    assert again["validation_nll_iwae_k7"] == first["validation_nll_iwae_k7"]
+    assert "running mean" not in capsys.readouterr().out  # nothing recomputed: every batch was in the record
+
+
 def test_eval_only_without_a_run_is_a_clear_error(data_dir, tmp_path):
     with pytest.raises(ValueError, match="needs a finished or stopped run"):
         run_script(["--dataset", str(data_dir / "binarized_mnist"), "--out", str(tmp_path), "--eval-only"])

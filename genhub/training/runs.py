@@ -33,7 +33,7 @@ from genhub.runtime import atomic_write, environment_summary, pick_device, porta
 from genhub.training.base import CHECKPOINT_NAME, save_json
 from genhub.training.distributed import Distributed
 from genhub.training.gan import GANTrainer, TrainSettings, read_checkpoint
-from genhub.training.vae import BEST_FOLDER, HISTORY_NAME, VAESettings, VAETrainer, mean_elbo_terms
+from genhub.training.vae import BEST_FOLDER, HISTORY_NAME, NLL_RECORD_NAME, VAESettings, VAETrainer, mean_elbo_terms
 from genhub.training.vae import read_checkpoint as read_vae_checkpoint
 
 MODEL_FOLDER = "model"
@@ -276,7 +276,7 @@ def package_vae(
     model, best, fitted_rows = _fit_prior(args, model, train, validation, best)
     eval_set = validation[: args.eval_limit] if args.eval_limit else validation
     eval_start = time.time()
-    nll = None if args.no_eval else iwae_nll(model, to_unit_range(eval_set), k=args.eval_k, seed=args.seed)
+    nll = None if args.no_eval else _estimate_nll(args, model, eval_set, out)
     train_minutes = history[-1]["minutes"]
     metrics = {
         "validation_neg_elbo": round(-best["val_elbo"], 2),
@@ -339,6 +339,22 @@ def package_vae(
     model.save_pretrained(folder, model_card_kwargs=card)
     save_json(out / "metrics.json", {**metrics, "history": history, "args": _jsonable(vars(args))})
     return Run(model=model, folder=folder, card=card, metrics=metrics, trainer=trainer, num_train=len(train))
+
+
+def _estimate_nll(args, model: GenVAE, images: torch.Tensor, out: Path) -> dict:
+    """The IWAE NLL of out/model on `images`, its per-image bounds recorded in out/nll_bounds.json
+    after every batch, so an interrupted evaluation continues where it stopped (`--eval-only`);
+    in NHWC when the run trained in it. Prints the running estimate at every tenth of the images."""
+    tenths = set()
+
+    def report(done: int, total: int, running: float) -> None:
+        if (tenth := 10 * done // total) not in tenths:
+            tenths.add(tenth)
+            print(f"NLL (IWAE, k={args.eval_k}): {done:,}/{total:,} images, running mean {running:.2f} nats", flush=True)
+
+    nhwc = bool(getattr(args, "channels_last", False))
+    record = out / NLL_RECORD_NAME
+    return iwae_nll(model, to_unit_range(images), k=args.eval_k, seed=args.seed, channels_last=nhwc, record=record, progress=report)
 
 
 def _fit_prior(args, model: GenVAE, train: torch.Tensor, validation: torch.Tensor, best: dict) -> tuple[GenVAE, dict, dict]:

@@ -40,6 +40,7 @@ from genhub.training.distributed import Distributed
 
 BEST_FOLDER = "best"
 HISTORY_NAME = "history.json"
+NLL_RECORD_NAME = "nll_bounds.json"  # the IWAE evaluation's per-image bounds, so an interrupted one continues
 
 
 @dataclass
