@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import time
 from pathlib import Path
@@ -58,7 +59,30 @@ REFERENCES = {
     "VLAE (Chen et al. 2017)": 79.03,
 }
 BAR = 81.0
+BAR_MINUTES = 150  # of training, wall clock, on the 2-core CPU
 BUNDLED = ("vae-binarized-mnist", "vae-pixelcnn-binarized-mnist")
+
+
+def bar_candidates(rows: dict) -> dict[str, float]:
+    """What the bar is judged on, name -> NLL: the table's rows and the bundled VAEs' cards that were
+    scored with k >= 1000 on all 10,000 validation images after one training run of at most
+    BAR_MINUTES of wall time (a card initialised from another run's weights, or giving CPU time
+    without wall time, does not count: its training time is not all on it)."""
+    found = {
+        f"row {name}": row["validation_nll"]
+        for name, row in rows.items()
+        if row["nll_images"] >= 10_000 and row["k"] >= 1000 and row["train_minutes"] <= BAR_MINUTES
+    }
+    for name in BUNDLED:
+        card = table_rows((REPO / "weights" / name / "README.md").read_text(encoding="utf-8"))
+        label = next((label for label in card if label.startswith("validation NLL")), "")
+        scored = re.search(r"k=(\d+) \((\d+) images", label)
+        time_row = card.get("training time", "")
+        wall = re.fullmatch(r"([\d.]+) min", time_row) or re.search(r"([\d.]+) min of wall time", time_row)
+        if scored and wall and "initialised from" not in card and int(scored[1]) >= 1000 and int(scored[2]) >= 10_000:
+            if float(wall[1]) <= BAR_MINUTES:
+                found[f"weights/{name}"] = float(card[label])
+    return found
 
 
 def sampling_seconds(model: GenVAE, n: int = 16, repeats: int = 3) -> float:
@@ -164,14 +188,14 @@ def write_table(rows: dict, docs: Path) -> None:
         lines.append(f"| `weights/{name}` | {nll[0]} | {nll[1]} | {elbo} | {card.get('training time', '-')} | {seconds:.3f} |")
     lines += ["", f"Sampling times measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} CPU cores, "
               "one torch thread: the median of 3 draws after a warm-up."]  # fmt: skip
-    full = [row for row in rows.values() if row["nll_images"] >= 10_000 and row["k"] >= 1000]
-    if full:
-        best = min(full, key=lambda row: row["validation_nll"])
-        verdict = "met" if best["validation_nll"] <= BAR else "not met"
+    candidates = bar_candidates(rows)
+    if candidates:
+        name, nll = min(candidates.items(), key=lambda item: item[1])
+        verdict = "met" if nll <= BAR else "not met"
         lines += [
             "",
-            f"Bar: <= {BAR:g} nats (k=1000, all 10,000 validation images): {verdict}; best row {best['variant']} "
-            f"at {best['validation_nll']:.2f}.",
+            f"Bar: <= {BAR:g} nats (k=1000, all 10,000 validation images, trained in one run of at most {BAR_MINUTES} minutes): "
+            f"{verdict}; best {name} at {nll:.2f}.",
         ]
     (docs / "vae_nll.md").write_text("\n".join(lines) + "\n")
 
@@ -210,8 +234,7 @@ def main() -> None:
         # read again before writing: another variant may have finished meanwhile in another process
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
         rows = {**record.get("variants", {}), name: row}
-        full = [row["validation_nll"] for row in rows.values() if row["nll_images"] >= 10_000 and row["k"] >= 1000]
-        meets_bar = bool(full) and min(full) <= BAR
+        meets_bar = any(nll <= BAR for nll in bar_candidates(rows).values())
         record = {**record, "bar_nats": BAR, "meets_bar": meets_bar, "references": REFERENCES, "variants": rows}  # other keys kept
         record_path.write_text(json.dumps(record, indent=2) + "\n")
         write_table(rows, docs)
