@@ -161,7 +161,7 @@ def tiny_argv(data_dir, out) -> list[str]:
 @pytest.fixture(scope="module")
 def run(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("vaegan")
-    return out, run_script(tiny_argv(data_dir, out))
+    return out, run_script([*tiny_argv(data_dir, out), "--critic-norm", "spectral"])
 
 
 def test_writes_both_models_and_they_load(run):
@@ -184,6 +184,7 @@ def test_cards_link_each_other_and_state_the_pre_training(run):
     assert "1 of 1 epochs kept" in gan_card and "train/vaegan.py" in gan_card
     assert 'from_pretrained("path/to/this/folder")' in vae_card  # no Hub id without --push
     assert "batch-norm statistics" not in gan_card  # this generator has none
+    assert "width 4, norm spectral" in gan_card  # --critic-norm reaches the GAN phase's critic
     assert "adam lr 0.0004 (generator), 0.0002 (critic)" in gan_card  # the warm-started generator's default learning rate: 2x
     for card, folder in ((vae_card, vae_folder), (gan_card, gan_folder)):  # both evaluated on held-out faces
         assert "sliced Wasserstein" in card and (folder / "eval.json").exists()
@@ -220,7 +221,14 @@ def test_push_without_token_fails_after_saving_both(data_dir, tmp_path, monkeypa
 
 
 @pytest.mark.parametrize(
-    "extra", [["--push", "--repo-id", "someone/vaegan-test"], ["--push"], ["--width", "0"], ["--generator-lr-scale", "0"]]
+    "extra",
+    [
+        ["--push", "--repo-id", "someone/vaegan-test"],
+        ["--push"],
+        ["--width", "0"],
+        ["--generator-lr-scale", "0"],
+        ["--objective", "wgan-gp", "--critic-norm", "batch"],
+    ],
 )
 def test_bad_arguments_stop_before_training(extra, tmp_path):
     with pytest.raises(SystemExit) as exit_info:

@@ -97,7 +97,7 @@ def vae_then_gan(args, out: Path, command: str, vae_folder: Path, gan_folder: Pa
     generator = gan_from_vae(trained, args.objective)
     gan_card["model_name"] = f"{type(generator).__name__} on {vae.card['dataset']}, warm-started from a VAE decoder"
     gan = train_gan(
-        phase_args(args, out=out / "gan", arch="conv", hidden=[512, 512, 512], critic_norm="auto"),
+        phase_args(args, out=out / "gan", arch="conv", hidden=[512, 512, 512]),
         generator=generator,
         command=command,
         card_extra=gan_card,

@@ -281,13 +281,7 @@ def add_gan_arguments(parser: argparse.ArgumentParser) -> None:
     gan.add_argument("--latent-dim", type=int, default=100)
     gan.add_argument("--width", type=int, default=64, help="conv channels at full resolution (generator and critic)")
     gan.add_argument("--hidden", type=int, nargs="+", default=[512, 512, 512], help="MLP hidden sizes")
-    gan.add_argument(
-        "--critic-norm",
-        choices=["auto", "batch", "layer", "none", "spectral"],
-        default="auto",
-        help="critic normalization (auto: the objective's; never batch norm with a gradient penalty); "
-        "spectral: spectral normalization of every critic weight (Miyato et al. 2018)",
-    )
+    add_critic_norm_argument(gan)
     gan.add_argument(
         "--upsample",
         choices=UPSAMPLES,
@@ -345,8 +339,7 @@ def check_gan_arguments(parser: argparse.ArgumentParser, args: argparse.Namespac
         if args.r1 and not get_objective(args.objective).takes_r1:
             parser.error(f"--r1 needs a score objective with the standard critic step (dcgan, hinge, lsgan, ...), not {args.objective}")
     check_augment_arguments(parser, args)
-    if args.critic_norm == "batch" and get_objective(args.objective).penalty_weight:
-        parser.error(f"--objective {args.objective} uses a per-sample gradient penalty: pick --critic-norm layer or none, not batch")
+    check_critic_norm(parser, args)
 
 
 def parse_gan_args(argv=None, description: str | None = None) -> argparse.Namespace:
@@ -395,6 +388,7 @@ def parse_vaegan_args(argv=None, description: str | None = None) -> argparse.Nam
     )
     gan.add_argument("--n-critic", type=int, default=None)
     gan.add_argument("--ema-decay", type=float, default=0.999)
+    add_critic_norm_argument(gan)
     add_lr_schedule_argument(gan)
     add_augment_arguments(parser)
     add_evaluation_arguments(parser)
@@ -419,6 +413,7 @@ def parse_vaegan_args(argv=None, description: str | None = None) -> argparse.Nam
     if args.resume:
         parser.error("train/vaegan.py has no --resume: resume its phases with train/vae.py --out OUT/vae and train/gan.py --out OUT/gan")
     check_augment_arguments(parser, args)
+    check_critic_norm(parser, args)
     check_common_arguments(parser, args)
     return args
 
@@ -431,6 +426,21 @@ def add_speed_arguments(parser: argparse.ArgumentParser, precision: str):
                        f"default {precision}")  # fmt: skip
     speed.add_argument("--channels-last", action="store_true", help="NHWC weights and batches for the conv networks")
     return speed
+
+
+def add_critic_norm_argument(group) -> None:
+    group.add_argument(
+        "--critic-norm",
+        choices=["auto", "batch", "layer", "none", "spectral"],
+        default="auto",
+        help="critic normalization (auto: the objective's; never batch norm with a gradient penalty); "
+        "spectral: spectral normalization of every critic weight (Miyato et al. 2018)",
+    )
+
+
+def check_critic_norm(parser, args) -> None:
+    if args.critic_norm == "batch" and get_objective(args.objective).penalty_weight:
+        parser.error(f"--objective {args.objective} uses a per-sample gradient penalty: pick --critic-norm layer or none, not batch")
 
 
 def add_lr_schedule_argument(group) -> None:

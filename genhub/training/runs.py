@@ -493,10 +493,9 @@ def train_gan(args, *, generator: GenGAN | None = None, command: str | None = No
             "model and optimizer options come from the checkpoint"
         )
     else:
-        model, critic = build_gan(args, data.image_shape)
+        model, critic = build_gan(args, data.image_shape)  # the critic as args say (its norm too), beside a handed-in generator
         if generator is not None:
             model = generator
-            critic = build_critic(get_objective(args.objective), data.image_shape, width=args.width)
         trainer = GANTrainer(model, critic, args.objective, out=out, settings=gan_settings(args), device=device, distributed=distributed)
         trainer.run_info = run_info(args)
     print(
