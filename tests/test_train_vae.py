@@ -136,12 +136,19 @@ def test_unknown_dataset_stops_with_the_accepted_names(tmp_path):
 
 def test_eval_only_repackages_a_run(run, data_dir):
     out, metrics = run
-    again = run_script(
-        ["--dataset", str(data_dir / "binarized_mnist"), "--out", str(out), "--eval-only", "--eval-k", "5", "--eval-limit", "20"]
-    )
+    flags = ["--dataset", str(data_dir / "binarized_mnist"), "--out", str(out), "--eval-only", "--eval-k", "5", "--eval-limit", "20"]
+    again = run_script(flags)
     assert again["best_epoch"] == metrics["best_epoch"]
     assert again["validation_neg_elbo"] == metrics["validation_neg_elbo"]
     assert again["nll_images"] == 20 and "validation_nll_iwae_k5" in again
+    card = (out / "model" / "README.md").read_text()
+    assert "Trained with" in card and "--epochs 2" in card  # the training command, from the run's checkpoint
+    (out / "checkpoint.pt").rename(out / "checkpoint.bak")
+    try:  # without a checkpoint it still packages, without the command
+        run_script(flags)
+    finally:
+        (out / "checkpoint.bak").rename(out / "checkpoint.pt")
+    assert "--epochs 2" not in (out / "model" / "README.md").read_text()
 
 
 def test_a_repeated_nll_evaluation_continues_from_its_record(run, data_dir, capsys):

@@ -30,7 +30,7 @@ from genhub.models.hub import GenModel
 from genhub.models.vae import FIT_PRIOR_DRAWS, GenVAE, fit_mixture_prior
 from genhub.objectives import get_objective
 from genhub.runtime import atomic_write, environment_summary, pick_device, portable, save_image, seed_everything
-from genhub.training.base import CHECKPOINT_NAME, save_json
+from genhub.training.base import CHECKPOINT_NAME, CheckpointError, save_json
 from genhub.training.distributed import Distributed
 from genhub.training.gan import GANTrainer, TrainSettings, read_checkpoint
 from genhub.training.vae import BEST_FOLDER, HISTORY_NAME, NLL_RECORD_NAME, VAESettings, VAETrainer, mean_elbo_terms
@@ -226,7 +226,7 @@ def train_vae(args, *, command: str | None = None, card_extra: dict | None = Non
     if args.eval_only:
         if not (out / HISTORY_NAME).exists() or not (out / BEST_FOLDER).exists():
             raise ValueError(f"--eval-only needs a finished or stopped run in {out} ({HISTORY_NAME} and {BEST_FOLDER}/)")
-        trainer = None
+        trainer = _packaging_trainer(checkpoint, out, device)
     else:
         if args.resume:
             progress = not getattr(args, "no_progress", False)
@@ -254,6 +254,18 @@ def train_vae(args, *, command: str | None = None, card_extra: dict | None = Non
     run = package_vae(args, train, validation, val_split, out, device, trainer=trainer, card_extra=card_extra)
     log_card_metrics(distributed, run.card, step=trainer.optimizer_steps if trainer is not None else 0)
     return run
+
+
+def _packaging_trainer(checkpoint: Path, out: Path, device) -> VAETrainer | None:
+    """For --eval-only: the run's trainer as its checkpoint left it, so the card keeps the commands
+    and settings it was trained with; None (the card then lacks them) when there is no readable one."""
+    if not checkpoint.exists():
+        return None
+    try:
+        return VAETrainer.from_checkpoint(checkpoint, out=out, device=device, progress=False)
+    except CheckpointError as error:
+        print(f"note: {error}; the card will not name the training commands", flush=True)
+        return None
 
 
 def package_vae(
