@@ -27,6 +27,7 @@ from genhub import GenVAE
 from genhub.data import load_images
 from genhub.evaluation import evaluate_images, generate, held_out_images
 from genhub.evaluation.metrics import iwae_nll, laplacian_variance, memorisation
+from genhub.images import to_unit_range
 from genhub.models.vae import FIT_PRIOR_DRAWS, fit_mixture_prior
 from genhub.runtime import environment_summary, portable
 from genhub.training.vae import mean_elbo_terms
@@ -50,7 +51,7 @@ def judge_likelihood(model: GenVAE, validation: torch.Tensor, k: int, seconds: f
     """-ELBO, KL and the IWAE NLL (k samples) of uint8 `validation` images, with fixed noise."""
     torch.manual_seed(0)  # the one-sample ELBO under a mixture prior draws z
     elbo, kl = mean_elbo_terms(model, validation)
-    nll = iwae_nll(model, validation.float() / 255, k=k, seed=0)
+    nll = iwae_nll(model, to_unit_range(validation), k=k, seed=0)
     return {
         "neg_elbo": round(-elbo, 3),
         "kl": round(kl, 3),

@@ -444,9 +444,10 @@ def speed_settings(args, *, precision: str = "auto", compile: bool = True) -> di
     return {**settings, "compile": bool(getattr(args, "compile", False))} if compile else settings
 
 
-def build_gan(args, image_shape) -> tuple[GenGAN, torch.nn.Module]:
-    """The generator and the critic the objective declares (a score, features or an auto-encoder)."""
-    model = gan_class(args.objective)(
+def build_gan(args, image_shape, generator: GenGAN | None = None) -> tuple[GenGAN, torch.nn.Module]:
+    """The generator (`generator` when given, else the one args describe) and the critic the
+    objective declares (a score, features or an auto-encoder)."""
+    model = generator if generator is not None else gan_class(args.objective)(
         image_shape=image_shape,
         latent_dim=args.latent_dim,
         architecture=args.arch,
@@ -505,9 +506,7 @@ def train_gan(args, *, generator: GenGAN | None = None, command: str | None = No
             "model and optimizer options come from the checkpoint"
         )
     else:
-        model, critic = build_gan(args, data.image_shape)  # the critic as args say (its norm too), beside a handed-in generator
-        if generator is not None:
-            model = generator
+        model, critic = build_gan(args, data.image_shape, generator=generator)  # a handed-in generator beside the critic args describe
         trainer = GANTrainer(model, critic, args.objective, out=out, settings=gan_settings(args), device=device, distributed=distributed)
         trainer.run_info = run_info(args)
     print(
