@@ -13,7 +13,7 @@ the last fakes), and are timed in the same process, alternating, best of --repea
            scaled there; it also updates the EMA generator. One row per speed option
            (--options): eager (the default settings: bf16 autocast on CUDA, fp32 on CPU),
            channels-last, bf16 (autocast on the CPU too), compile (torch.compile; CUDA graphs
-           on CUDA), each against the classic loop and against eager.
+           on CUDA), and all three together, each against the classic loop and against eager.
 
 Throughput is real images consumed by the critic per second. Each row also gives the FLOP/s the
 step achieves (its FLOPs counted with torch's FLOP formulas) as a fraction of a large matmul's,
@@ -137,6 +137,7 @@ OPTIONS = {
     "bf16": {"precision": "bf16"},
     "bf16+channels-last": {"precision": "bf16", "channels_last": True},
     "compile": {"compile": True},
+    "bf16+channels-last+compile": {"precision": "bf16", "channels_last": True, "compile": True},
 }
 
 
