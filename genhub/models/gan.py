@@ -33,7 +33,10 @@ LEGACY_ARCHITECTURES = {"dcgan": "conv"}  # the old name of "conv", in configs a
 
 
 def _leaky_relu() -> nn.Module:
-    return nn.LeakyReLU(0.2)
+    """The critics' activation. In place: it always follows a conv, linear or norm layer, none
+    of which needs its output for its backward, and it saves an allocation per layer (3-10% of a
+    bf16 channels-last step on the project's CPU, benchmarks/throughput.py)."""
+    return nn.LeakyReLU(0.2, inplace=True)
 
 
 def canonical_architecture(architecture: str) -> str:

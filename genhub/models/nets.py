@@ -64,6 +64,40 @@ def upsampling_conv(fan_in: int, fan_out: int, upsample: str, bias: bool = True)
     raise ValueError(f"upsample must be one of {UPSAMPLES}, got {upsample!r}")
 
 
+class _GradInInputFormat(torch.autograd.Function):
+    """Identity; the gradient leaves in the memory format (NCHW or channels-last) the input had."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        ctx.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous(memory_format=ctx.memory_format)
+
+
+def grad_in_input_format(x: torch.Tensor) -> torch.Tensor:
+    """`x` itself, whose gradient is made to match x's memory format on the way back.
+
+    Where a channels-last activation meets a flatten (or an NCHW one meets a channels-last conv),
+    the incoming gradient comes back in the other layout, and an elementwise backward that gets
+    its saved tensor and its gradient in different layouts takes torch's strided fallback: a
+    LeakyReLU backward at (64, 64, 7, 7) took 1,064 us instead of 84 us on the project's CPU.
+    Converting the gradient once (a copy) keeps both in one layout. Double backward (gradient
+    penalties) goes through it: the backward is itself differentiable."""
+    return _GradInInputFormat.apply(x)
+
+
+class Flatten(nn.Flatten):
+    """nn.Flatten whose gradient comes back in its input's memory format (grad_in_input_format).
+    It has no weights, so it replaces nn.Flatten without changing a state dict."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(grad_in_input_format(x))
+
+
 class ConvDecoder(nn.Module):
     """z -> (C, H, W) pre-activation outputs: a linear map to a small feature map, then
     upsampling convs (`upsample`, see upsampling_conv) that halve the channels and double the side (DCGAN)."""
@@ -103,7 +137,7 @@ class ConvDecoder(nn.Module):
         self.blocks = nn.Sequential(*blocks)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.project(z))
+        return self.blocks(grad_in_input_format(self.project(z)))
 
 
 NORMS = ("batch", "layer", "none", "spectral")
@@ -129,7 +163,7 @@ class ConvEncoder(nn.Module):
         for _ in range(steps - 1):
             layers += [nn.Conv2d(fan_in, fan_in * 2, 4, 2, 1, bias=norm in ("none", "spectral")), _norm2d(norm, fan_in * 2), activation()]
             fan_in *= 2
-        layers += [nn.Flatten(), nn.Linear(fan_in * end * end, out_features)]
+        layers += [Flatten(), nn.Linear(fan_in * end * end, out_features)]
         self.layers = nn.Sequential(*layers)
         self.feature_channels = fan_in
 

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genhub.objectives.penalties import clip_weights, gradient_penalty, r1_penalty
+from genhub.runtime import adam
 
 Scores = torch.Tensor
 
@@ -82,10 +83,12 @@ class OptimizerSpec:
     lr: float
     betas: tuple[float, float] = (0.5, 0.999)
 
-    def build(self, parameters, lr: float | None = None) -> torch.optim.Optimizer:
+    def build(self, parameters, lr: float | None = None, fused: bool | None = None) -> torch.optim.Optimizer:
+        """The optimizer over `parameters`. Adam is fused where torch can (genhub.runtime.adam;
+        `fused=False`: the stock loop, as the classic-loop benchmark uses)."""
         lr = self.lr if lr is None else lr
         if self.name == "adam":
-            return torch.optim.Adam(parameters, lr=lr, betas=self.betas)
+            return adam(parameters, lr=lr, betas=self.betas, fused=fused)
         if self.name == "rmsprop":
             return torch.optim.RMSprop(parameters, lr=lr)
         raise ValueError(f"unknown optimizer {self.name!r}; use 'adam' or 'rmsprop'")
@@ -140,8 +143,23 @@ class Objective:
             logs["r1_penalty"] = penalty.detach()
         return loss, logs
 
-    def generator_step_loss(self, critic: nn.Module, fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        loss = self.generator_loss(critic(fake))
+    @property
+    def takes_top_k(self) -> bool:
+        """Top-k generator updates need one score per sample, higher for what the critic judges
+        more real (the convention of every score objective here), and the plain generator step."""
+        return self.critic_kind == "score" and type(self).generator_step_loss is Objective.generator_step_loss
+
+    def generator_step_loss(
+        self, critic: nn.Module, fake: torch.Tensor, real: torch.Tensor, keep: int | None = None
+    ) -> tuple[torch.Tensor, dict]:
+        """The generator's loss on one batch of fakes. `keep` k (top-k training, Sinha et al.
+        2020): only the k fakes the critic scores highest enter the loss, so the others get no
+        gradient; L_G = generator_loss(top_k(D(G(z_1..n)))). The whole batch still goes through
+        the critic (its batch statistics are the batch's)."""
+        scores = critic(fake)
+        if keep is not None and keep < len(scores):
+            scores = scores.topk(keep).values
+        loss = self.generator_loss(scores)
         return loss, {"generator_loss": loss.detach()}
 
     def after_critic_step(self, critic: nn.Module) -> None:

@@ -34,7 +34,7 @@ import torch
 from genhub.images import to_unit_range
 from genhub.models.hub import MODEL_CLASSES
 from genhub.models.vae import GenVAE
-from genhub.runtime import environment_summary, eval_mode, save_image
+from genhub.runtime import adam, environment_summary, eval_mode, save_image
 from genhub.training.base import CHECKPOINT_NAME, CheckpointError, Settings, Trainer, read_checkpoint_state, save_json
 from genhub.training.distributed import Distributed
 
@@ -105,7 +105,7 @@ class VAETrainer(Trainer):
         distributed: Distributed | None = None,
     ):
         super().__init__(model, settings or VAESettings(), out=out, device=device, callbacks=callbacks, distributed=distributed)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.settings.lr)
+        self.optimizer = adam(self.model.parameters(), lr=self.settings.lr)
         self.step_model = self.distributed.wrap(self.model, by_method=True)  # step_model("elbo_terms", x)
         self.optimizer_steps = 0
         self.best_elbo = -math.inf
