@@ -134,12 +134,55 @@ def test_r1_is_off_by_default_and_refused_where_an_objective_has_its_own_critic_
         GANTrainer(GenGAN(latent_dim=8, width=4), build_critic("mmdgan", (1, 28, 28), width=4), "mmdgan", settings=TrainSettings(r1=1.0))
 
 
+# -- top-k generator updates -------------------------------------------------------------------
+def test_top_k_generator_loss_is_the_loss_of_the_best_scored_fakes_and_the_rest_get_no_gradient():
+    torch.manual_seed(0)
+    critic = nn.Sequential(nn.Flatten(), nn.Linear(4, 1), nn.Flatten(0))
+    fake = torch.randn(6, 1, 2, 2, requires_grad=True)
+    objective = get_objective("dcgan")
+    loss, _ = objective.generator_step_loss(critic, fake, None, keep=2)
+    scores = critic(fake).detach()
+    best = scores.argsort(descending=True)[:2]
+    assert float(loss) == pytest.approx(float(torch.nn.functional.softplus(-scores[best]).mean()), rel=1e-6)  # -log sigmoid(D)
+    (grad,) = torch.autograd.grad(loss, fake)
+    kept = torch.zeros(6, dtype=torch.bool)
+    kept[best] = True
+    assert grad[~kept].abs().max() == 0 and grad[kept].abs().min() > 0
+    full, _ = objective.generator_step_loss(critic, fake, None)
+    assert float(full) == pytest.approx(float(torch.nn.functional.softplus(-scores).mean()), rel=1e-6)
+    assert float(objective.generator_step_loss(critic, fake, None, keep=6)[0]) == pytest.approx(float(full))
+
+
+def test_top_k_keeps_a_shrinking_fraction_per_epoch_and_is_refused_where_it_has_no_meaning():
+    def trainer(objective="dcgan", **settings):
+        critic = build_critic(objective, (1, 28, 28), width=4)
+        settings = TrainSettings(batch_size=64, progress=False, **settings)
+        return GANTrainer(GenGAN(latent_dim=8, width=4), critic, objective, settings=settings)
+
+    assert trainer().top_k_keep is None  # off by default: every fake counts
+    gan = trainer(top_k=0.5, top_k_decay=0.9)
+    keeps = []
+    for epoch in range(9):
+        gan.epoch = epoch
+        keeps.append(gan.top_k_keep)
+    assert keeps == [64, 58, 52, 47, 42, 38, 35, 32, 32]  # ceil(64 * max(0.9^epoch, 0.5))
+    gan.epoch = 0
+    gan.fit(toy_images(128), steps=2)  # trains with the option on
+    for bad in ({"top_k": 0}, {"top_k": 1.5}, {"top_k_decay": 0}):
+        with pytest.raises(ValueError, match="top_k"):
+            trainer(**bad)
+    with pytest.raises(ValueError, match="top-k updates need a score objective"):
+        trainer("mmdgan", top_k=0.5)
+    with pytest.raises(SystemExit):
+        train_gan.main(["--dataset", "mnist", "--objective", "began", "--top-k", "0.5", "--out", "unused"])
+
+
 @pytest.mark.slow
 def test_train_gan_with_every_lever_writes_a_loadable_model_whose_card_names_them(tmp_path, data_dir):
     out = tmp_path / "run"
     argv = ["--dataset", "mnist", "--limit", "128", "--width", "8", "--latent-dim", "16", "--batch-size", "32", "--epochs", "1"]
     argv += ["--objective", "hinge", "--critic-norm", "spectral", "--upsample", "nearest", "--r1", "0.5", "--lr", "4e-4"]
-    argv += ["--generator-lr-scale", "0.25", "--augment", "translation", "--lr-schedule", "linear"]
+    argv += ["--generator-lr-scale", "0.25", "--augment", "translation", "--lr-schedule", "linear", "--top-k", "0.5"]
     argv += ["--out", str(out), "--no-progress", "--no-eval"]
     train_gan.main(argv)
     model = load_model(out / "model")
@@ -148,6 +191,7 @@ def test_train_gan_with_every_lever_writes_a_loadable_model_whose_card_names_the
     assert "norm spectral" in card and "| R1 penalty (gamma) | 0.5 |" in card and "| generator upsampling | nearest |" in card
     assert "lr 0.0001 (generator), 0.0004 (critic)" in card  # the initial rates
     assert "| learning-rate schedule | linear decay to 0 over the budget |" in card
+    assert "| top-k generator updates | kept fraction 0.99^epoch, at least 0.5 (per process batch) |" in card
 
 
 # -- learning-rate schedules -------------------------------------------------------------------

@@ -303,6 +303,15 @@ def add_gan_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="gamma of an R1 penalty, (gamma/2) E ||grad D(real)||^2 (Mescheder et al. 2018); default: none",
     )
+    optim.add_argument(
+        "--top-k",
+        type=float,
+        default=1.0,
+        metavar="NU",
+        help="top-k generator updates (Sinha et al. 2020): only the fakes the critic scores highest enter the generator loss; "
+        "the kept fraction starts at 1 and shrinks by --top-k-decay per epoch down to NU (default 1: every fake)",
+    )
+    optim.add_argument("--top-k-decay", type=float, default=0.99, metavar="GAMMA", help="the kept fraction's factor per epoch (0, 1]")
     speed = add_speed_arguments(parser, precision="auto")
     speed.add_argument("--compile", action="store_true",
                        help="torch.compile the networks (CUDA graphs on CUDA); a gradient penalty keeps the critic eager")  # fmt: skip
@@ -333,6 +342,10 @@ def check_gan_arguments(parser: argparse.ArgumentParser, args: argparse.Namespac
         parser.error(f"--latent-dim {args.latent_dim} is too large (at most 4096)")
     if not 0 <= args.ema_decay < 1:
         parser.error("--ema-decay must be in [0, 1)")
+    if not 0 < args.top_k <= 1 or not 0 < args.top_k_decay <= 1:
+        parser.error(f"--top-k (the smallest kept fraction) and --top-k-decay must be in (0, 1]; got {args.top_k} and {args.top_k_decay}")
+    if args.top_k < 1 and not get_objective(args.objective).takes_top_k:
+        parser.error(f"--top-k needs a score objective with the standard generator step; {args.objective!r} has its own")
     if args.r1 is not None:
         if not (args.r1 >= 0 and math.isfinite(args.r1)):
             parser.error(f"--r1 must be a penalty weight >= 0, got {args.r1}")

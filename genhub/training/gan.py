@@ -61,6 +61,8 @@ class TrainSettings(Settings):
     augment: str = ""  # DiffAugment policies before every critic call, e.g. "color,translation,cutout"; "" for none
     augment_p: float = 1.0  # the probability each policy is applied to each image
     compile: bool = False  # torch.compile the networks (eager critic where a gradient penalty needs double backward)
+    top_k: float = 1.0  # top-k generator updates: the smallest fraction of each batch kept (nu); 1: every fake counts
+    top_k_decay: float = 0.99  # the kept fraction starts at 1 and is multiplied by this every epoch, down to top_k (gamma)
 
     def check(self) -> None:
         super().check()
@@ -74,6 +76,10 @@ class TrainSettings(Settings):
             raise ValueError("the GAN trainer samples from an EMA generator: ema_decay must be in [0, 1)")
         if self.augment:
             DiffAugment(self.augment, self.augment_p)  # raises on an unknown policy or a bad probability
+        if not 0 < self.top_k <= 1:
+            raise ValueError(f"top_k is the smallest fraction of each batch the generator step keeps, in (0, 1]; got {self.top_k}")
+        if not 0 < self.top_k_decay <= 1:
+            raise ValueError(f"top_k_decay is the kept fraction's factor per epoch, in (0, 1]; got {self.top_k_decay}")
 
 
 class GANTrainer(Trainer):
@@ -97,6 +103,9 @@ class GANTrainer(Trainer):
                 name = self.objective.name
                 raise ValueError(f"an R1 penalty needs a score objective with the standard critic step; {name!r} has its own")
             self.objective.r1_weight = settings.r1
+        if settings.top_k < 1 and not self.objective.takes_top_k:
+            name = self.objective.name
+            raise ValueError(f"top-k updates need a score objective with the standard generator step; {name!r} has its own")
         self.n_critic = settings.n_critic or self.objective.n_critic
         if self.n_critic < 1:
             raise ValueError(f"n_critic must be positive, got {self.n_critic}")
@@ -132,6 +141,15 @@ class GANTrainer(Trainer):
         return self.generator_steps
 
     @property
+    def top_k_keep(self) -> int | None:
+        """How many fakes of a (local) batch the generator step keeps: the batch times
+        max(top_k_decay ** epoch, top_k), rounded up; None when every fake counts."""
+        if self.settings.top_k >= 1:
+            return None
+        fraction = max(self.settings.top_k_decay**self.epoch, self.settings.top_k)
+        return max(1, math.ceil(fraction * self.local_batch_size))
+
+    @property
     def generator_lr(self) -> float:
         return self.critic_lr * self.settings.generator_lr_scale
 
@@ -165,7 +183,10 @@ class GANTrainer(Trainer):
             return None
         self.critic.requires_grad_(False)  # the generator step needs no critic weight gradients
         with self.autocast():
-            generator_loss, generator_logs = self.objective.generator_step_loss(self.generator_step_critic, self.augment(fake), real)
+            keep = self.top_k_keep
+            generator_loss, generator_logs = self.objective.generator_step_loss(
+                self.generator_step_critic, self.augment(fake), real, **({"keep": keep} if keep else {})
+            )
         self.optimizer_g.zero_grad(set_to_none=True)
         generator_loss.backward()
         self.optimizer_g.step()

@@ -431,6 +431,8 @@ def gan_settings(args) -> TrainSettings:
         r1=getattr(args, "r1", None),
         augment=getattr(args, "augment", "") or "",
         augment_p=getattr(args, "augment_p", 1.0),
+        top_k=getattr(args, "top_k", 1.0),
+        top_k_decay=getattr(args, "top_k_decay", 0.99),
         progress=not args.no_progress,
         save_every=getattr(args, "save_every", 1),
         **speed_settings(args),
@@ -597,6 +599,11 @@ def gan_card(args, trainer: GANTrainer, num_train: int, device) -> dict:
             "weight clipping": trainer.objective.clip_value or "none",
             "gradient penalty weight": trainer.objective.penalty_weight or "none",
             "R1 penalty (gamma)": trainer.objective.r1_weight or "none",
+            "top-k generator updates": (
+                f"kept fraction {settings.top_k_decay:g}^epoch, at least {settings.top_k:g} (per process batch)"
+                if settings.top_k < 1
+                else "none"
+            ),
             "generator upsampling": getattr(trainer.model, "upsample", "transpose"),
             "EMA decay (sampling weights)": settings.ema_decay,
             "precision": "bf16 autocast" if trainer.use_autocast else "fp32",
