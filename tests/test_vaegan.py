@@ -190,6 +190,19 @@ def test_cards_link_each_other_and_state_the_pre_training(run):
         assert "sliced Wasserstein" in card and (folder / "eval.json").exists()
 
 
+def test_speed_flags_reach_both_phases_and_auto_keeps_the_vae_in_fp32(run, data_dir, tmp_path):
+    out, _ = run  # the default, --precision auto on this CPU: fp32 for both
+    assert "| precision | fp32 |" in (out / "gan" / "model" / "README.md").read_text()
+    fast = tmp_path / "fast"
+    result = run_script([*tiny_argv(data_dir, fast), "--precision", "bf16", "--channels-last", "--no-eval"])
+    trainer = result["trainer"]
+    assert trainer.use_autocast and trainer.settings.channels_last
+    assert trainer.critic.body.layers[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert "| precision | bf16 autocast in training, fp32 in evaluation |" in (fast / "vae" / "model" / "README.md").read_text()
+    assert "| precision | bf16 autocast |" in (fast / "gan" / "model" / "README.md").read_text()
+    assert load_model(fast / "gan" / "model").sample(2, seed=0).shape == (2, 3, 32, 32)
+
+
 def test_push_without_token_fails_after_saving_both(data_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))

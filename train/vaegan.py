@@ -79,6 +79,7 @@ def vae_then_gan(args, out: Path, command: str, vae_folder: Path, gan_folder: Pa
             eval_only=False,
             eval_k=args.vae_eval_k,
             eval_limit=args.vae_eval_limit,
+            precision="bf16" if args.precision == "bf16" else "fp32",  # "auto": the VAE's own default, fp32
         ),
         card_extra=vae_card,
     )

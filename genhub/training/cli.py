@@ -403,6 +403,9 @@ def parse_vaegan_args(argv=None, description: str | None = None) -> argparse.Nam
     gan.add_argument("--ema-decay", type=float, default=0.999)
     add_critic_norm_argument(gan)
     add_lr_schedule_argument(gan)
+    speed = add_speed_arguments(parser, precision="auto")
+    speed.description = "auto: each phase's default (fp32 for the VAE, a likelihood model; bf16 autocast on CUDA for the GAN)"
+    speed.add_argument("--compile", action="store_true", help="torch.compile the GAN phase's networks (CUDA graphs on CUDA)")
     add_augment_arguments(parser)
     add_evaluation_arguments(parser)
     args = parse_with_recipe(parser, argv, script="vaegan")
