@@ -124,3 +124,26 @@ def test_a_new_objective_is_one_registration():
         "test-mean", "mean scores", lambda r, f: f.mean() - r.mean(), lambda f: -f.mean(), get_objective("hinge").optimizer
     )
     assert objective.critic_step_loss(LinearCritic([1.0]), torch.ones(2, 1), torch.zeros(2, 1))[0].item() == -1.0
+
+
+def test_a_per_sample_critic_scores_real_and_fake_in_one_call_with_the_same_numbers():
+    from genhub.models.gan import build_critic
+    from genhub.objectives import critic_scores, scores_each_sample_alone
+
+    torch.manual_seed(0)
+    real, fake = torch.randn(5, 1, 16, 16), torch.randn(3, 1, 16, 16)
+    critics = {norm: build_critic("wgan-gp", (1, 16, 16), width=4, norm=norm) for norm in ("layer", "none", "batch", "spectral")}
+    for norm, critic in critics.items():
+        calls: list[int] = []
+        critic.register_forward_hook(lambda module, args, out, calls=calls: calls.append(len(args[0])))
+        assert scores_each_sample_alone(critic) == (norm in ("layer", "none"))
+        critic.eval()  # fixed statistics and weights: both ways must give the same numbers
+        with torch.no_grad():
+            real_scores, fake_scores = critic_scores(critic, real, fake)
+            torch.testing.assert_close(real_scores, critic(real), rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(fake_scores, critic(fake), rtol=1e-5, atol=1e-6)
+        assert calls[0] == (8 if norm in ("layer", "none") else 5)  # one call on both, or one per batch
+    # the gradient penalty's and R1's gradients still reach the inputs through the joint call
+    loss, logs = get_objective("wgan-gp").critic_step_loss(critics["layer"].train(), real[:3], fake)
+    loss.backward()
+    assert float(logs["gradient_penalty"]) > 0

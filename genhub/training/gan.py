@@ -204,7 +204,8 @@ class GANTrainer(Trainer):
             self.optimizer_d.zero_grad(set_to_none=True)
             critic_loss.backward()
         except RuntimeError as error:  # a penalty the rule above did not foresee (an objective's own autograd.grad)
-            if not (self.settings.compile and hasattr(self.step_critic, "_orig_mod") and "grad" in str(error)):
+            double_backward = any(word in str(error) for word in ("grad", "create_graph"))
+            if not (self.settings.compile and hasattr(self.step_critic, "_orig_mod") and double_backward):
                 raise
             print(f"note: --compile: {error}; the critic of {self.objective.name!r} runs eager, the generator compiled", flush=True)
             self.step_critic = self.step_critic._orig_mod  # what torch.compile wrapped: the critic or its DDP wrapper
