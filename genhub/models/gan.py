@@ -35,7 +35,7 @@ LEGACY_ARCHITECTURES = {"dcgan": "conv"}  # the old name of "conv", in configs a
 def _leaky_relu() -> nn.Module:
     """The critics' activation. In place: it always follows a conv, linear or norm layer, none
     of which needs its output for its backward, and it saves an allocation per layer (3-10% of a
-    bf16 channels-last step on the project's CPU, benchmarks/throughput.py)."""
+    bf16 channels-last step in an A/B timing on the project's CPU)."""
     return nn.LeakyReLU(0.2, inplace=True)
 
 
