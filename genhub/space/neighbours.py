@@ -105,17 +105,10 @@ def load_index(path) -> Index:
         raise ValueError(f"{path} is not a genhub neighbour index ({type(error).__name__}: {error})") from error
 
 
-# The bundled anime VAE and VAE-GAN trained on the first 10,000 images (their recipes' limit, less a held-out
-# tenth); gan-anime-faces on 27,000 of all 30,000 (holdout 0.1). One index serves them all: its bank, the first
-# 10,000, is mostly images each of them saw, and its reference, images from the rest, is real images outside
-# the bank, which is what the copy check compares with. For gan-anime-faces it finds copies of bank images only.
-TRAINED_LIMITS = {"anime-faces": 10_000}
-
-
 def training_split(dataset: str, image_shape):
     """(trained-on images, held-out images, split name) as uint8, the way the bundled recipes
-    split the data: the test (or validation) split as held-out where there is one; else the
-    images after the recipes' `limit`; else 10% held out (seed 0), as the recipes' `holdout`."""
+    split the data: the test (or validation) split as held-out where there is one; else 10% held
+    out (seed 0), as the recipes' `holdout`."""
     from genhub.data import DatasetError, holdout_split, load_images
 
     options = dict(image_size=image_shape[1], channels=image_shape[0])
@@ -125,9 +118,6 @@ def training_split(dataset: str, image_shape):
             return train, load_images(dataset, split=split, **options).images, "train"
         except DatasetError:
             continue
-    if dataset in TRAINED_LIMITS:
-        limit = TRAINED_LIMITS[dataset]
-        return train[:limit], train[limit:], f"train[:{limit}]"
     trained, held_out = holdout_split(train, HOLDOUT)
     return trained, held_out, f"train without its held-out {HOLDOUT:g}"
 
