@@ -72,3 +72,5 @@ if __name__ == "__main__":
     if distributed.is_main:
         torch.save({"world_size": distributed.world_size, "weights": weights}, out)
     distributed.barrier()
+    if torch.distributed.is_initialized():  # leave the group before exiting: gloo torn down at exit once aborted a rank
+        torch.distributed.destroy_process_group()
