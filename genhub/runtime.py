@@ -42,7 +42,7 @@ def adam(parameters, lr: float, betas: tuple[float, float] = (0.9, 0.999), fused
     parameters = list(parameters)
     if fused is None:
         fused = bool(parameters) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in parameters)
-    return torch.optim.Adam(parameters, lr=lr, betas=betas, fused=fused or None)
+    return torch.optim.Adam(parameters, lr=lr, betas=betas, fused=fused)
 
 
 def seed_everything(seed: int) -> None:

@@ -20,6 +20,7 @@ Scores are raw critic outputs (logits for the non-saturating GAN), shape (N,) or
 from __future__ import annotations
 
 import copy
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -177,13 +178,19 @@ class Objective:
             setattr(self, name, None if state[name] is None else float(state[name]))
 
 
+_SCORES_ALONE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # critic -> scores_each_sample_alone, found once
+
+
 def scores_each_sample_alone(critic: nn.Module) -> bool:
     """Whether a critic's output for one sample depends on that sample only, the same in any
     batch: no batch norm (batch statistics couple the samples) and no spectral norm (its power
-    iteration advances once per training call, so the number of calls matters)."""
+    iteration advances once per training call, so the number of calls matters). Looked up once
+    per critic: the critic step asks every step."""
     from torch.nn.utils.parametrize import is_parametrized
 
-    return not any(isinstance(m, nn.modules.batchnorm._BatchNorm) or is_parametrized(m) for m in critic.modules())
+    if critic not in _SCORES_ALONE:
+        _SCORES_ALONE[critic] = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) or is_parametrized(m) for m in critic.modules())
+    return _SCORES_ALONE[critic]
 
 
 def critic_scores(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
