@@ -221,3 +221,63 @@ def test_gan_learning_rates_follow_the_schedule_and_resume_on_the_curve(tmp_path
     resumed.fit(toy_images(), epochs=4)  # the budget is now 4 epochs: the last update at 15/16
     factor = 1.0 if schedule == "constant" else 1 / 16
     assert resumed.optimizer_d.param_groups[0]["lr"] == pytest.approx(1e-3 * factor)
+
+
+# -- transfer learning (--init-from) -----------------------------------------------------------
+def _tiny_run(out, data_dir, *extra):
+    argv = ["--dataset", "mnist", "--limit", "64", "--width", "4", "--latent-dim", "8", "--batch-size", "32", "--epochs", "1"]
+    train_gan.main([*argv, "--image-size", "32", "--channels", "3", "--out", str(out), "--no-progress", "--no-eval", *extra])
+
+
+def test_init_from_a_run_starts_generator_and_critic_from_its_weights_with_fresh_optimizers(tmp_path, data_dir):
+    """Pre-train on MNIST drawn as 32x32 RGB, then start a second run from it: the new run's
+    generator begins at the first run's EMA generator and its critic at the first run's critic,
+    its optimizers and counters start at zero, and its card says where it came from."""
+    from genhub.training.gan import initialise_from, read_checkpoint
+
+    _tiny_run(tmp_path / "pretrain", data_dir, "--objective", "wgan-gp", "--n-critic", "1")
+    source = read_checkpoint(tmp_path / "pretrain" / CHECKPOINT_NAME)
+    assert source["generator_steps"] == 2
+    torch.manual_seed(1)
+    model = GenGAN(image_shape=(3, 32, 32), latent_dim=8, width=4, objective="wgan-gp")
+    critic = build_critic("wgan-gp", (3, 32, 32), width=4)
+    assert not all(torch.equal(model.state_dict()[k], v) for k, v in source["ema_generator"].items())
+    assert initialise_from(tmp_path / "pretrain", model, critic) == "generator (EMA) and critic"
+    for name, value in source["ema_generator"].items():
+        assert torch.equal(model.state_dict()[name], value), name
+    for name, value in source["critic"].items():
+        assert torch.equal(critic.state_dict()[name], value), name
+
+    _tiny_run(tmp_path / "tuned", data_dir, "--objective", "wgan-gp", "--n-critic", "1", "--init-from", str(tmp_path / "pretrain"))
+    tuned = read_checkpoint(tmp_path / "tuned" / CHECKPOINT_NAME)
+    assert tuned["generator_steps"] == source["generator_steps"]  # one epoch each, not two: the counters restarted
+    assert all(int(s["step"]) == 2 for s in tuned["optimizer_d"]["state"].values())  # Adam's counts began at 0
+    card = (tmp_path / "tuned" / "model" / "README.md").read_text()
+    assert f"| initialised from | {tmp_path / 'pretrain'} |" in card
+
+
+def test_init_from_a_model_folder_loads_the_generator_only(tmp_path, data_dir):
+    from genhub.training.gan import initialise_from
+
+    _tiny_run(tmp_path / "pretrain", data_dir)
+    saved = load_model(tmp_path / "pretrain" / "model")
+    model = GenDCGAN(image_shape=(3, 32, 32), latent_dim=8, width=4)
+    critic = build_critic("dcgan", (3, 32, 32), width=4)
+    fresh_critic = {k: v.clone() for k, v in critic.state_dict().items()}
+    assert initialise_from(tmp_path / "pretrain" / "model", model, critic) == "generator (the critic starts fresh)"
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in saved.state_dict().items())
+    assert all(torch.equal(critic.state_dict()[k], v) for k, v in fresh_critic.items())
+
+
+def test_init_from_other_networks_or_a_bad_source_is_a_clear_error(tmp_path, data_dir):
+    _tiny_run(tmp_path / "pretrain", data_dir)
+    with pytest.raises(SystemExit, match=r"its generator is not the one these flags build: .*width 4 \(the flags build 8\)"):
+        _tiny_run(tmp_path / "wider", data_dir, "--width", "8", "--init-from", str(tmp_path / "pretrain"))
+    with pytest.raises(SystemExit, match=r"image_shape \[3, 32, 32\] \(the flags build \[3, 28, 28\]\)"):
+        _tiny_run(tmp_path / "smaller", data_dir, "--image-size", "28", "--init-from", str(tmp_path / "pretrain"))
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit, match="broken.pt is corrupt"):
+        _tiny_run(tmp_path / "b", data_dir, "--init-from", str(tmp_path / "broken.pt"))
+    with pytest.raises(SystemExit, match="nowhere"):
+        _tiny_run(tmp_path / "n", data_dir, "--init-from", str(tmp_path / "nowhere"))
+    assert not (tmp_path / "wider" / CHECKPOINT_NAME).exists()  # nothing was trained or written

@@ -291,6 +291,13 @@ def add_gan_arguments(parser: argparse.ArgumentParser) -> None:
     )
     gan.add_argument("--image-size", type=int, default=None, help="resize images (default: the dataset's size)")
     gan.add_argument("--channels", type=int, choices=[1, 3], default=None)
+    gan.add_argument(
+        "--init-from",
+        default=None,
+        help="transfer learning: start from another GAN's weights, a run folder or its checkpoint.pt (EMA generator and "
+        "critic) or a saved model folder or Hub id (generator only), with fresh optimizers; the networks must be the ones "
+        "the other flags build",
+    )
     optim = parser.add_argument_group("optimization (default: the objective's recipe)")
     optim.add_argument("--lr", type=float, default=None)
     optim.add_argument("--generator-lr-scale", type=float, default=1.0, help="the generator's learning rate over the critic's")

@@ -41,14 +41,15 @@ from torch import nn
 
 from genhub.images import to_signed_range
 from genhub.models.gan import GenGAN, critic_from_config
-from genhub.models.hub import MODEL_CLASSES
+from genhub.models.hub import MODEL_CLASSES, load_model
 from genhub.objectives import Objective, get_objective
 from genhub.runtime import atomic_write, save_image
 from genhub.training.augment import DiffAugment
 from genhub.training.base import CHECKPOINT_NAME, CheckpointError, Settings, Trainer, TrainingDiverged, read_checkpoint_state
 from genhub.training.distributed import Distributed
 
-__all__ = ["CHECKPOINT_NAME", "CheckpointError", "GANTrainer", "TrainSettings", "TrainingDiverged", "read_checkpoint", "refresh_batch_norm"]
+__all__ = ["CHECKPOINT_NAME", "CheckpointError", "GANTrainer", "TrainSettings", "TrainingDiverged", "initialise_from", "read_checkpoint",
+           "refresh_batch_norm"]  # fmt: skip
 
 
 @dataclass
@@ -357,3 +358,47 @@ def refresh_batch_norm(model: nn.Module, seed: int = 0, batches: int = 8, batch_
     for norm, momentum in zip(norms, momenta):
         norm.momentum = momentum
     model.train(was_training)
+
+
+def initialise_from(source, model: GenGAN, critic: nn.Module) -> str:
+    """Start `model` and `critic` from another GAN's trained weights: transfer learning for small
+    data (Wang et al. 2018, "Transferring GANs": a GAN pre-trained on a large related set and
+    fine-tuned on the small one beats one trained from scratch on it). The optimizers, counters
+    and EMA start fresh; only weights move.
+
+    `source` is a GAN run folder or its checkpoint.pt (the EMA generator's weights, which sample
+    best, and the critic's), or a saved GenGAN model folder or Hub id (the generator only; the
+    critic starts fresh). The networks must be the ones `model` and `critic` are, layer for layer:
+    a mismatch names the differing config fields and the source. Returns what was loaded."""
+    path = Path(source)
+    checkpoint = path / CHECKPOINT_NAME if path.is_dir() and (path / CHECKPOINT_NAME).exists() else path
+    if checkpoint.suffix == ".pt":
+        state = read_checkpoint(checkpoint)
+        _same_networks(source, "generator", model._hub_mixin_config, state["model_config"])
+        _same_networks(source, "critic", critic.config, state["critic_config"])
+        try:
+            model.load_state_dict(state["ema_generator"])
+            critic.load_state_dict(state["critic"])
+        except (KeyError, RuntimeError) as error:
+            raise CheckpointError(f"{checkpoint} does not fit these networks ({type(error).__name__}: {error})") from error
+        return "generator (EMA) and critic"
+    pretrained = load_model(str(source))
+    if not isinstance(pretrained, GenGAN):
+        raise ValueError(f"{source} is a {type(pretrained).__name__}, not a GAN generator")
+    _same_networks(source, "generator", model._hub_mixin_config, pretrained._hub_mixin_config)
+    model.load_state_dict(pretrained.state_dict())
+    return "generator (the critic starts fresh)"
+
+
+def _same_networks(source, what: str, wanted: dict, found: dict) -> None:
+    """Config fields that shape the network; the objective a generator was trained with does not."""
+
+    def comparable(config: dict) -> dict:
+        skip = ("genhub_class", "objective", "class")
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in config.items() if key not in skip}
+
+    wanted, found = comparable(wanted), comparable(found)
+    changed = [f"{key} {found.get(key)!r} (the flags build {wanted.get(key)!r})" for key in sorted(wanted.keys() | found.keys())
+               if wanted.get(key) != found.get(key)]  # fmt: skip
+    if changed:
+        raise ValueError(f"--init-from {source}: its {what} is not the one these flags build: {'; '.join(changed)}")

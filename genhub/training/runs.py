@@ -32,7 +32,7 @@ from genhub.objectives import get_objective
 from genhub.runtime import atomic_write, environment_summary, pick_device, portable, save_image, seed_everything
 from genhub.training.base import CHECKPOINT_NAME, CheckpointError, save_json
 from genhub.training.distributed import Distributed
-from genhub.training.gan import GANTrainer, TrainSettings, read_checkpoint
+from genhub.training.gan import GANTrainer, TrainSettings, initialise_from, read_checkpoint
 from genhub.training.vae import BEST_FOLDER, HISTORY_NAME, NLL_RECORD_NAME, VAESettings, VAETrainer, mean_elbo_terms
 from genhub.training.vae import read_checkpoint as read_vae_checkpoint
 
@@ -509,10 +509,14 @@ def train_gan(args, *, generator: GenGAN | None = None, command: str | None = No
         )
     else:
         model, critic = build_gan(args, data.image_shape, generator=generator)  # a handed-in generator beside the critic args describe
+        if getattr(args, "init_from", None):
+            loaded = initialise_from(args.init_from, model, critic)
+            print(f"initialised the {loaded} from {args.init_from}", flush=True)
         trainer = GANTrainer(model, critic, args.objective, out=out, settings=gan_settings(args), device=device, distributed=distributed)
         trainer.run_info = run_info(args)
     print(
-        f"{len(data)} images {data.image_shape} from {args.dataset}; objective {trainer.objective.name}, "
+        f"{len(images)} images {data.image_shape} from {args.dataset}"
+        f"{f' ({len(data) - len(images)} held out)' if len(images) < len(data) else ''}; objective {trainer.objective.name}, "
         f"{trainer.model.num_parameters():,} generator / {sum(p.numel() for p in trainer.critic.parameters()):,} critic parameters, "
         f"n_critic {trainer.n_critic}, on {environment_summary(device)}",
         flush=True,
@@ -604,6 +608,7 @@ def gan_card(args, trainer: GANTrainer, num_train: int, device) -> dict:
                 if settings.top_k < 1
                 else "none"
             ),
+            **({"initialised from": portable(str(args.init_from), root=CHECKOUT)} if getattr(args, "init_from", None) else {}),
             "generator upsampling": getattr(trainer.model, "upsample", "transpose"),
             "EMA decay (sampling weights)": settings.ema_decay,
             "precision": "bf16 autocast" if trainer.use_autocast else "fp32",
