@@ -112,6 +112,23 @@ def test_a_recipe_with_an_unknown_field_names_the_file_and_field(tmp_path, out):
     assert_clear(*run_script("gan", ["--recipe", str(recipe), "--out", str(out)]), "field 'width' must be int")
 
 
+SCRIPT_RECIPES = sorted(
+    p.relative_to(REPO).as_posix() for p in (REPO / "recipes").rglob("*.toml") if 'script = "classic"' not in p.read_text()
+)
+
+
+@pytest.mark.parametrize("recipe", SCRIPT_RECIPES)
+def test_every_committed_recipe_parses_with_its_script(recipe):
+    """A recipe with a misspelt or mistyped field, or one its script no longer takes, fails here,
+    not an hour into a run (the classic recipes are benchmarks/quality.py's own, not a script's)."""
+    from genhub.training.cli import parse_gan_args, parse_vae_args, parse_vaegan_args
+    from genhub.training.recipes import read_recipe
+
+    parse = {"gan": parse_gan_args, "vae": parse_vae_args, "vaegan": parse_vaegan_args}[read_recipe(REPO / recipe)["script"]]
+    args = parse(["--recipe", str(REPO / recipe)])
+    assert args.epochs >= 1
+
+
 def test_train_vae_into_an_existing_run_refuses_instead_of_replacing_it(data_dir, out):
     common = ["--dataset", str(data_dir / "binarized_mnist"), "--limit", "200", "--epochs", "1", "--arch", "mlp", "--hidden", "16",
               "--latent-dim", "4", "--eval-k", "2", "--eval-limit", "10", "--no-eval", "--out", str(out), "--no-progress"]  # fmt: skip
