@@ -194,6 +194,23 @@ def test_cards_link_each_other_and_state_the_pre_training(run):
         assert "sliced Wasserstein" in card and (folder / "eval.json").exists()
 
 
+def test_vae_from_runs_a_second_gan_phase_on_an_earlier_runs_vae(run, data_dir, tmp_path):
+    """--vae-from RUN: phase 1 is RUN's VAE, copied as it was; phase 2 starts from its decoder."""
+    out, _ = run
+    again = tmp_path / "again"
+    run_script([*tiny_argv(data_dir, again), "--vae-epochs", "7", "--vae-from", str(out), "--objective", "hinge"])
+    reused, original = GenVAE.from_pretrained(again / "vae" / "model"), GenVAE.from_pretrained(out / "vae" / "model")
+    assert all(torch.equal(a, b) for a, b in zip(reused.state_dict().values(), original.state_dict().values()))
+    assert (again / "vae" / "metrics.json").read_bytes() == (out / "vae" / "metrics.json").read_bytes()  # no VAE epoch trained (7 asked)
+    gan_card = (again / "gan" / "model" / "README.md").read_text()
+    assert "1 of 1 epochs kept" in gan_card and f"taken from the earlier run {out}" in gan_card and "hinge" in gan_card
+    assert (again / "vae" / "model" / "../../gan/model").resolve() == (again / "gan" / "model").resolve()
+    with pytest.raises(SystemExit, match="its VAE has latent size 8 and width 4; the flags give 8 and 6"):
+        run_script([*tiny_argv(data_dir, tmp_path / "wider"), "--width", "6", "--vae-from", str(out)])
+    with pytest.raises(SystemExit, match="no finished train/vaegan.py VAE phase there"):
+        run_script([*tiny_argv(data_dir, tmp_path / "none"), "--vae-from", str(tmp_path / "nowhere")])
+
+
 def test_speed_flags_reach_both_phases_and_auto_keeps_the_vae_in_fp32(run, data_dir, tmp_path):
     out, _ = run  # the default, --precision auto on this CPU: fp32 for both
     assert "| precision | fp32 |" in (out / "gan" / "model" / "README.md").read_text()

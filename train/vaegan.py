@@ -19,13 +19,15 @@ are given (with or without --push), else by relative folder path.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 from pathlib import Path
 
 from genhub.models.vae import GenVAE
 from genhub.training.base import CHECKPOINT_NAME
 from genhub.training.cli import command_line, finish, parse_vaegan_args, run_cli, user_errors
-from genhub.training.runs import train_gan, train_vae
+from genhub.training.runs import Run, dataset_card, train_gan, train_vae
 from genhub.training.vae import BEST_FOLDER
 from genhub.training.warm_start import gan_from_vae
 
@@ -54,8 +56,26 @@ def main(argv=None) -> dict:
     with user_errors():
         vae, gan = vae_then_gan(args, out, command, vae_folder, gan_folder)
     finish(gan.model, gan.folder, gan.card, args)  # saves, pushes the GAN (exits 2 if that fails)
-    finish(vae.model, vae.folder, vae.card, args, repo_id=args.vae_repo_id)
+    if not args.vae_from:  # a reused VAE stays as its own run saved (and pushed) it
+        finish(vae.model, vae.folder, vae.card, args, repo_id=args.vae_repo_id)
     return {"vae": vae.metrics, "vae_folder": vae_folder, "gan_folder": gan_folder, "trainer": gan.trainer}
+
+
+def reuse_vae(args, out: Path) -> Run:
+    """Phase 1 of an earlier run (--vae-from RUN): RUN/vae copied into out/vae, as it was saved
+    (its card links the GAN by the same relative path)."""
+    source = Path(args.vae_from) / "vae"
+    if not (source / "model" / "config.json").is_file() or not (source / "metrics.json").is_file():
+        raise ValueError(f"--vae-from {args.vae_from}: no finished train/vaegan.py VAE phase there ({source}/model and metrics.json)")
+    model = GenVAE.from_pretrained(source / "model")
+    width = model._hub_mixin_config.get("width")
+    if (model.latent_dim, width) != (args.latent_dim, args.width):
+        raise ValueError(f"--vae-from {args.vae_from}: its VAE has latent size {model.latent_dim} and width {width}; "
+                         f"the flags give {args.latent_dim} and {args.width}")  # fmt: skip
+    shutil.copytree(source, out / "vae", dirs_exist_ok=True)
+    metrics = json.loads((out / "vae" / "metrics.json").read_text())
+    name = dataset_card(args.dataset, args.split, 0)["dataset"]
+    return Run(model=model, folder=out / "vae" / "model", card={"dataset": name}, metrics=metrics)
 
 
 def vae_then_gan(args, out: Path, command: str, vae_folder: Path, gan_folder: Path):
@@ -63,7 +83,7 @@ def vae_then_gan(args, out: Path, command: str, vae_folder: Path, gan_folder: Pa
     vae_card = {"warm_start_gan": link(args.repo_id, gan_folder, vae_folder), "command": command, "script": "train/vaegan.py"}
     if args.push:  # the usage snippet names the Hub repository
         vae_card["repo_id"] = args.vae_repo_id
-    vae = train_vae(
+    vae = reuse_vae(args, out) if args.vae_from else train_vae(
         phase_args(
             args,
             out=out / "vae",
@@ -88,9 +108,10 @@ def vae_then_gan(args, out: Path, command: str, vae_folder: Path, gan_folder: Pa
     gan_card = {
         "script": "train/vaegan.py",
         "pretrained_vae": link(args.vae_repo_id, vae_folder, gan_folder),
-        "pretraining": f"{metrics['best_epoch']} of {args.vae_epochs} epochs kept (best validation ELBO), "
-        f"-ELBO {metrics['validation_neg_elbo']:.1f} nats, KL weight {args.kl_weight:g}, "
-        f"{metrics['train_minutes']:.1f} min of training",
+        "pretraining": f"{metrics['best_epoch']} of {len(metrics.get('history', [])) or args.vae_epochs} epochs kept "
+        "(best validation ELBO), "
+        f"-ELBO {metrics['validation_neg_elbo']:.1f} nats, {metrics['train_minutes']:.1f} min of training"
+        + (f", taken from the earlier run {args.vae_from}" if args.vae_from else f", KL weight {args.kl_weight:g}"),
     }
     # The GAN draws z ~ N(0, I): with --fit-prior it starts from the VAE as trained, under that prior
     # (out/vae/best; the decoder is the same).

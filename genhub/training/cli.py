@@ -396,6 +396,13 @@ def parse_vaegan_args(argv=None, description: str | None = None) -> argparse.Nam
     add_fit_prior_argument(vae)
     vae.add_argument("--vae-eval-k", type=int, default=100, help="importance samples for the VAE's validation NLL")
     vae.add_argument("--vae-eval-limit", type=int, default=500, help="validation images for the VAE's NLL")
+    vae.add_argument(
+        "--vae-from",
+        default=None,
+        metavar="RUN",
+        help="skip phase 1: copy the VAE of an earlier train/vaegan.py run (RUN/vae) into --out/vae and start phase 2 from "
+        "its decoder (another GAN phase on the same VAE); its latent size and width must be the flags'",
+    )
     gan = parser.add_argument_group("phase 2: GAN from the decoder (the objective's recipe unless overridden)")
     gan.add_argument("--objective", choices=list(OBJECTIVES), default="dcgan")
     gan.add_argument("--lr", type=float, default=None)
