@@ -401,7 +401,8 @@ def parse_vaegan_args(argv=None, description: str | None = None) -> argparse.Nam
         default=None,
         metavar="RUN",
         help="skip phase 1: copy the VAE of an earlier train/vaegan.py run (RUN/vae) into --out/vae and start phase 2 from "
-        "its decoder (another GAN phase on the same VAE); its latent size and width must be the flags'",
+        "its decoder (another GAN phase on the same VAE; the VAE is not saved or pushed again); its latent size and width must "
+        "be the flags'",
     )
     gan = parser.add_argument_group("phase 2: GAN from the decoder (the objective's recipe unless overridden)")
     gan.add_argument("--objective", choices=list(OBJECTIVES), default="dcgan")
