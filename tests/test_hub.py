@@ -183,3 +183,13 @@ def test_configs_saved_before_the_names_were_unified_still_load(tmp_path):
     again = load_model(tmp_path / "vae")
     z = torch.zeros(2, vae.latent_dim)
     assert torch.equal(again.decode(z), vae.decode(z))
+
+
+def test_config_changes_names_each_differing_field_and_treats_tuples_as_lists():
+    from genhub.models.hub import config_changes
+
+    wanted = {"genhub_class": "GenDCGAN", "image_shape": (1, 28, 28), "width": 32, "objective": "dcgan"}
+    found = {"genhub_class": "GenWGAN", "image_shape": [1, 28, 28], "width": 16, "objective": "wgan-gp", "upsample": "nearest"}
+    changes = config_changes(wanted, found, ignore=("objective",))
+    assert changes == ["upsample 'nearest' (the flags build None)", "width 16 (the flags build 32)"]
+    assert config_changes(wanted, dict(wanted)) == []

@@ -274,6 +274,19 @@ def _read_config_file(path: Path) -> dict:
     return config
 
 
+def config_changes(wanted: dict, found: dict, ignore: tuple[str, ...] = ()) -> list[str]:
+    """The fields where a found config differs from the wanted one, each as "key found (the flags
+    build wanted)", tuples and lists alike; `genhub_class` and the `ignore` keys aside."""
+
+    def comparable(config: dict) -> dict:
+        skip = (CLASS_KEY, *ignore)
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in config.items() if key not in skip}
+
+    wanted, found = comparable(wanted), comparable(found)
+    return [f"{key} {found.get(key)!r} (the flags build {wanted.get(key)!r})" for key in sorted(wanted.keys() | found.keys())
+            if wanted.get(key) != found.get(key)]  # fmt: skip
+
+
 def load_model(source, **kwargs) -> HubModel:
     """Load any genhub model, picking its class from config.json's `genhub_class`."""
     source = str(source)

@@ -41,7 +41,7 @@ from torch import nn
 
 from genhub.images import to_signed_range
 from genhub.models.gan import GenGAN, critic_from_config
-from genhub.models.hub import MODEL_CLASSES, load_model
+from genhub.models.hub import MODEL_CLASSES, config_changes, load_model
 from genhub.objectives import Objective, get_objective
 from genhub.runtime import atomic_write, save_image
 from genhub.training.augment import DiffAugment
@@ -391,14 +391,8 @@ def initialise_from(source, model: GenGAN, critic: nn.Module) -> str:
 
 
 def _same_networks(source, what: str, wanted: dict, found: dict) -> None:
-    """Config fields that shape the network; the objective a generator was trained with does not."""
-
-    def comparable(config: dict) -> dict:
-        skip = ("genhub_class", "objective", "class")
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in config.items() if key not in skip}
-
-    wanted, found = comparable(wanted), comparable(found)
-    changed = [f"{key} {found.get(key)!r} (the flags build {wanted.get(key)!r})" for key in sorted(wanted.keys() | found.keys())
-               if wanted.get(key) != found.get(key)]  # fmt: skip
+    """The config fields that shape the network must match; the objective a generator was trained
+    with does not shape it."""
+    changed = config_changes(wanted, found, ignore=("objective",))
     if changed:
         raise ValueError(f"--init-from {source}: its {what} is not the one these flags build: {'; '.join(changed)}")

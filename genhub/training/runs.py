@@ -26,7 +26,7 @@ from genhub.evaluation import evaluate_for_card
 from genhub.evaluation.metrics import iwae_nll
 from genhub.images import to_unit_range
 from genhub.models.gan import GenGAN, build_critic, gan_class
-from genhub.models.hub import GenModel
+from genhub.models.hub import GenModel, config_changes
 from genhub.models.vae import FIT_PRIOR_DRAWS, GenVAE, fit_mixture_prior
 from genhub.objectives import get_objective
 from genhub.runtime import atomic_write, environment_summary, pick_device, portable, save_image, seed_everything
@@ -189,17 +189,11 @@ def build_vae(args, train: torch.Tensor) -> GenVAE:
     if source is None:
         return model
     pretrained = GenVAE.from_pretrained(source)
-    wanted, found = _comparable(model._hub_mixin_config), _comparable(pretrained._hub_mixin_config)
-    changed = [f"{key} {found.get(key)!r} (the flags build {wanted.get(key)!r})" for key in sorted(wanted.keys() | found.keys())
-               if wanted.get(key) != found.get(key)]  # fmt: skip
+    changed = config_changes(model._hub_mixin_config, pretrained._hub_mixin_config)
     if changed:
         raise ValueError(f"--init-from {source}: that GenVAE is not the model these flags build: {'; '.join(changed)}. "
                          "Give the flags (or recipe fields) of the model it was trained as.")  # fmt: skip
     return pretrained
-
-
-def _comparable(config: dict) -> dict:
-    return {key: list(value) if isinstance(value, tuple) else value for key, value in config.items() if key != "genhub_class"}
 
 
 def train_vae(args, *, command: str | None = None, card_extra: dict | None = None) -> Run:
