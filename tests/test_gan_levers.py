@@ -1,5 +1,5 @@
 """The levers for small GANs that the zoo's recipes use: spectral normalisation of the critic,
-the R1 penalty, upsample-plus-conv generators and learning-rate decay (hinge loss, two time-scale
+the R1 penalty, upsample-plus-conv generators, depth (extra 3x3 convs) and learning-rate decay (hinge loss, two time-scale
 learning rates, EMA and augmentation are tested with the objectives and the trainer)."""
 
 import math
@@ -83,6 +83,55 @@ def test_upsample_is_a_config_field_with_a_round_trip_and_old_configs_load_as_tr
     assert bundled.upsample == "transpose"
     with pytest.raises(ValueError, match="upsample must be one of"):
         GenGAN(upsample="bilinear")
+
+
+# -- depth (extra 3x3 convs) -------------------------------------------------------------------
+def _convs(module):
+    return [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+
+
+@pytest.mark.parametrize("side", [28, 32])
+def test_extra_convs_add_one_same_size_conv_per_resolution_and_keep_the_shapes(side):
+    """Generator 28x28: convs at 7x7 (after the projection) and 14x14 (after the first upsampling),
+    none after the last; critic: one after each of its downsamplings (14x14 and 7x7). A 3x3,
+    stride-1, padding-1 conv keeps the side and the channels."""
+    torch.manual_seed(0)
+    plain = GenGAN(image_shape=(3, side, side), latent_dim=8, width=4, objective="hinge")
+    deep = GenGAN(image_shape=(3, side, side), latent_dim=8, width=4, objective="hinge", extra_convs=2)
+    added = [m for m in _convs(deep) if m.kernel_size == (3, 3) and m.stride == (1, 1)]
+    steps = len(_convs(plain))  # one upsampling conv per doubling
+    assert len(_convs(deep)) == steps + 2 * steps and len(added) == 2 * steps
+    assert all(m.in_channels == m.out_channels for m in added)
+    z = deep.sample_latent(5, seed=0)
+    assert deep(z).shape == plain(z).shape == (5, 3, side, side)
+    plain_critic = Critic((3, side, side), width=4, norm="spectral")
+    deep_critic = Critic((3, side, side), width=4, norm="spectral", extra_convs=1)
+    assert len(_convs(deep_critic)) == 2 * len(_convs(plain_critic))
+    assert deep_critic(torch.rand(5, 3, side, side) * 2 - 1).shape == (5,)
+    assert "extra_convs" not in plain_critic.config and deep_critic.config["extra_convs"] == 1  # old checkpoints compare equal
+
+
+def test_extra_convs_round_trip_resume_and_clear_errors(tmp_path):
+    model = GenDCGAN(latent_dim=8, width=4, extra_convs=1)
+    model.save_pretrained(tmp_path / "gan")
+    loaded = load_model(tmp_path / "gan")
+    assert loaded.extra_convs == 1
+    model.eval(), loaded.eval()
+    z = model.sample_latent(3, seed=2)
+    assert torch.equal(model(z), loaded(z))
+    assert load_model(REPO / "weights" / "dcgan-mnist").extra_convs == 0  # saved before the field existed
+    critic = build_critic("dcgan", (1, 28, 28), width=4, norm="spectral", extra_convs=1)
+    trainer = GANTrainer(model, critic, "dcgan", out=tmp_path / "run", settings=TrainSettings(batch_size=16, grid_size=4, progress=False))
+    trainer.fit(toy_images(32), epochs=1)
+    resumed = GANTrainer.from_checkpoint(tmp_path / "run" / CHECKPOINT_NAME, progress=False)
+    assert resumed.model.extra_convs == 1 and resumed.critic.config["extra_convs"] == 1
+    for bad in (-1, 9, 1.5, True):
+        with pytest.raises(ValueError, match="extra_convs must be an integer from 0 to 8"):
+            GenGAN(latent_dim=8, width=4, extra_convs=bad)
+    with pytest.raises(ValueError, match="extra_convs applies to the 'conv' architecture only"):
+        GenGAN(latent_dim=8, architecture="mlp", hidden_dims=(16,), extra_convs=1)
+    with pytest.raises(ValueError, match="extra_convs applies to the 'conv' architecture only"):
+        Critic((1, 28, 28), architecture="mlp", hidden_dims=(16,), extra_convs=1)
 
 
 # -- R1 ----------------------------------------------------------------------------------------
@@ -183,15 +232,17 @@ def test_train_gan_with_every_lever_writes_a_loadable_model_whose_card_names_the
     argv = ["--dataset", "mnist", "--limit", "128", "--width", "8", "--latent-dim", "16", "--batch-size", "32", "--epochs", "1"]
     argv += ["--objective", "hinge", "--critic-norm", "spectral", "--upsample", "nearest", "--r1", "0.5", "--lr", "4e-4"]
     argv += ["--generator-lr-scale", "0.25", "--augment", "translation", "--lr-schedule", "linear", "--top-k", "0.5"]
-    argv += ["--out", str(out), "--no-progress", "--no-eval"]
+    argv += ["--extra-convs", "1", "--out", str(out), "--no-progress", "--no-eval"]
     train_gan.main(argv)
     model = load_model(out / "model")
     assert type(model) is GenGAN and model.upsample == "nearest" and model.sample(4, seed=0).shape == (4, 1, 28, 28)
+    assert model.extra_convs == 1
     card = (out / "model" / "README.md").read_text()
     assert "norm spectral" in card and "| R1 penalty (gamma) | 0.5 |" in card and "| generator upsampling | nearest |" in card
     assert "lr 0.0001 (generator), 0.0004 (critic)" in card  # the initial rates
     assert "| learning-rate schedule | linear decay to 0 over the budget |" in card
     assert "| top-k generator updates | kept fraction 0.99^epoch, at least 0.5 (per process batch) |" in card
+    assert "| extra 3x3 convs per resolution (generator and critic) | 1 |" in card
 
 
 # -- learning-rate schedules -------------------------------------------------------------------
@@ -267,6 +318,22 @@ def test_init_from_a_model_folder_loads_the_generator_only(tmp_path, data_dir):
     assert initialise_from(tmp_path / "pretrain" / "model", model, critic) == "generator (the critic starts fresh)"
     assert all(torch.equal(model.state_dict()[k], v) for k, v in saved.state_dict().items())
     assert all(torch.equal(critic.state_dict()[k], v) for k, v in fresh_critic.items())
+
+
+def test_init_from_a_model_saved_before_a_config_field_existed_reads_it_as_its_default(tmp_path):
+    """Configs written before `extra_convs` existed lack it; they stand for the default (0), not for a mismatch."""
+    import json
+
+    from genhub.training.gan import initialise_from
+
+    GenDCGAN(latent_dim=8, width=4).save_pretrained(tmp_path / "old")
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    del config["extra_convs"]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    model, critic = GenDCGAN(latent_dim=8, width=4), build_critic("dcgan", (1, 28, 28), width=4)
+    assert initialise_from(tmp_path / "old", model, critic) == "generator (the critic starts fresh)"
+    with pytest.raises(ValueError, match=r"extra_convs 0 \(the flags build 1\)"):
+        initialise_from(tmp_path / "old", GenDCGAN(latent_dim=8, width=4, extra_convs=1), critic)
 
 
 def test_init_from_other_networks_or_a_bad_source_is_a_clear_error(tmp_path, data_dir):

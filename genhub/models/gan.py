@@ -75,19 +75,28 @@ def build_generator(
     hidden_dims=(512, 512, 512),
     batch_norm: bool = True,
     upsample: str = "transpose",
+    extra_convs: int = 0,
 ) -> nn.Sequential:
-    """z (N, latent_dim) -> images (N, C, H, W) in [-1, 1]. `batch_norm` and `upsample` apply to "conv" only."""
+    """z (N, latent_dim) -> images (N, C, H, W) in [-1, 1]. `batch_norm`, `upsample` and `extra_convs`
+    (3x3 convs added at each resolution) apply to "conv" only."""
     image_shape = check_image_shape(image_shape)
     architecture = canonical_architecture(architecture)
     hidden = _check_architecture(architecture, width, hidden_dims)
     if upsample not in UPSAMPLES:
         raise ValueError(f"upsample must be one of {UPSAMPLES}, got {upsample!r}")
     if architecture == "conv":
-        network = nn.Sequential(ConvDecoder(latent_dim, image_shape, width=width, batch_norm=batch_norm, upsample=upsample), nn.Tanh())
+        decoder = ConvDecoder(latent_dim, image_shape, width=width, batch_norm=batch_norm, upsample=upsample, extra_convs=extra_convs)
+        network = nn.Sequential(decoder, nn.Tanh())
         dcgan_init(network)
         return network
+    _no_extra_convs(extra_convs)
     body = mlp([latent_dim, *hidden, math.prod(image_shape)], activation=nn.ReLU)
     return nn.Sequential(body, nn.Unflatten(1, image_shape), nn.Tanh())
+
+
+def _no_extra_convs(extra_convs) -> None:
+    if extra_convs:
+        raise ValueError(f"extra_convs applies to the 'conv' architecture only, got {extra_convs!r} with 'mlp'")
 
 
 class Critic(nn.Module):
@@ -99,6 +108,7 @@ class Critic(nn.Module):
     "mlp": LeakyReLU hidden layers, not normalized.
     `norm="spectral"` (either architecture): every weight divided by its spectral norm
     (Miyato et al. 2018, nets.apply_spectral_norm), a 1-Lipschitz critic by construction.
+    `extra_convs` ("conv" only): 3x3 stride-1 convs after every downsampling (SNGAN's deeper critic).
     """
 
     def __init__(
@@ -109,6 +119,7 @@ class Critic(nn.Module):
         hidden_dims=(512, 512, 512),
         norm: str = "batch",
         out_features: int = 1,
+        extra_convs: int = 0,
     ):
         super().__init__()
         self.image_shape = check_image_shape(image_shape)
@@ -126,11 +137,15 @@ class Critic(nn.Module):
             "hidden_dims": list(hidden),
             "norm": norm,
             "out_features": self.out_features,
+            **({"extra_convs": extra_convs} if extra_convs else {}),  # absent at 0, as in checkpoints from before the field
         }
         if architecture == "conv":
-            self.body = ConvEncoder(self.image_shape, self.out_features, width=width, norm=norm, activation=_leaky_relu)
+            self.body = ConvEncoder(
+                self.image_shape, self.out_features, width=width, norm=norm, activation=_leaky_relu, extra_convs=extra_convs
+            )
             dcgan_init(self.body)
         else:
+            _no_extra_convs(extra_convs)
             self.body = nn.Sequential(nn.Flatten(), mlp([math.prod(self.image_shape), *hidden, self.out_features], activation=_leaky_relu))
         if norm == "spectral":
             apply_spectral_norm(self.body)
@@ -150,7 +165,14 @@ class AutoencoderCritic(nn.Module):
     """
 
     def __init__(
-        self, image_shape, architecture: str = "conv", width: int = 64, hidden_dims=(512, 512, 512), norm: str = "none", code_dim: int = 64
+        self,
+        image_shape,
+        architecture: str = "conv",
+        width: int = 64,
+        hidden_dims=(512, 512, 512),
+        norm: str = "none",
+        code_dim: int = 64,
+        extra_convs: int = 0,
     ):
         super().__init__()
         self.image_shape = check_image_shape(image_shape)
@@ -169,12 +191,14 @@ class AutoencoderCritic(nn.Module):
             "hidden_dims": list(hidden),
             "norm": norm,
             "code_dim": code_dim,
+            **({"extra_convs": extra_convs} if extra_convs else {}),
         }
         if architecture == "conv":
-            self.encoder = ConvEncoder(self.image_shape, code_dim, width=width, norm=norm, activation=_leaky_relu)
-            self.decoder = ConvDecoder(code_dim, self.image_shape, width=width, batch_norm=norm == "batch")
+            self.encoder = ConvEncoder(self.image_shape, code_dim, width=width, norm=norm, activation=_leaky_relu, extra_convs=extra_convs)
+            self.decoder = ConvDecoder(code_dim, self.image_shape, width=width, batch_norm=norm == "batch", extra_convs=extra_convs)
             dcgan_init(self)
         else:
+            _no_extra_convs(extra_convs)
             size = math.prod(self.image_shape)
             self.encoder = nn.Sequential(nn.Flatten(), mlp([size, *hidden, code_dim], activation=_leaky_relu))
             self.decoder = nn.Sequential(
@@ -188,19 +212,25 @@ class AutoencoderCritic(nn.Module):
 
 
 def build_critic(
-    objective, image_shape, architecture: str = "conv", width: int = 64, hidden_dims=(512, 512, 512), norm: str | None = None
+    objective,
+    image_shape,
+    architecture: str = "conv",
+    width: int = 64,
+    hidden_dims=(512, 512, 512),
+    norm: str | None = None,
+    extra_convs: int = 0,
 ) -> nn.Module:
     """The critic an objective (a name or a genhub.objectives.Objective) declares in `critic_kind`:
     a one-score Critic, a Critic with `feature_dim` outputs, or an AutoencoderCritic.
-    `norm` None takes the objective's own `critic_norm`."""
+    `norm` None takes the objective's own `critic_norm`; `extra_convs`: see Critic."""
     from genhub.objectives import get_objective
 
     objective = get_objective(objective) if isinstance(objective, str) else objective
     norm = objective.critic_norm if norm is None else norm
     if objective.critic_kind == "autoencoder":
-        return AutoencoderCritic(image_shape, architecture, width, hidden_dims, norm)
+        return AutoencoderCritic(image_shape, architecture, width, hidden_dims, norm, extra_convs=extra_convs)
     out_features = objective.feature_dim if objective.critic_kind == "features" else 1
-    return Critic(image_shape, architecture, width, hidden_dims, norm, out_features=out_features)
+    return Critic(image_shape, architecture, width, hidden_dims, norm, out_features=out_features, extra_convs=extra_convs)
 
 
 def critic_from_config(config: dict) -> nn.Module:
@@ -229,6 +259,7 @@ class GenGAN(GenModel):
         objective: str | None = None,
         batch_norm: bool = True,
         upsample: str = "transpose",
+        extra_convs: int = 0,
     ):
         super().__init__()
         if isinstance(latent_dim, bool) or int(latent_dim) < 1:
@@ -242,8 +273,16 @@ class GenGAN(GenModel):
         self.width = int(width)
         self.batch_norm = bool(batch_norm)
         self.upsample = upsample
+        self.extra_convs = extra_convs
         self.generator = build_generator(
-            self.latent_dim, self.image_shape, self.architecture, width, hidden_dims, batch_norm=self.batch_norm, upsample=upsample
+            self.latent_dim,
+            self.image_shape,
+            self.architecture,
+            width,
+            hidden_dims,
+            batch_norm=self.batch_norm,
+            upsample=upsample,
+            extra_convs=extra_convs,
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

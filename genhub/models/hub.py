@@ -11,6 +11,7 @@ prior with `sample(n, seed)`.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -272,6 +273,13 @@ def _read_config_file(path: Path) -> dict:
     if not isinstance(config, dict):
         raise ModelLoadError(f"{path} is not a JSON object of constructor arguments (it holds a {type(config).__name__}).")
     return config
+
+
+def init_defaults(cls) -> dict:
+    """The default of every constructor argument of `cls` that has one: what a config saved before
+    an argument existed stands for."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
 
 def config_changes(wanted: dict, found: dict, ignore: tuple[str, ...] = ()) -> list[str]:

@@ -34,6 +34,12 @@ def check_image_shape(image_shape) -> tuple[int, int, int]:
     return shape
 
 
+def check_extra_convs(extra_convs) -> int:
+    if isinstance(extra_convs, bool) or not isinstance(extra_convs, int) or not 0 <= extra_convs <= 8:
+        raise ValueError(f"extra_convs must be an integer from 0 to 8, got {extra_convs!r}")
+    return extra_convs
+
+
 def mlp(sizes: list[int], activation=nn.SiLU, norm: bool = False) -> nn.Sequential:
     """Linear layers of the given sizes with an activation between them (none after the last)."""
     layers: list[nn.Module] = []
@@ -110,10 +116,14 @@ class ConvDecoder(nn.Module):
         batch_norm: bool = True,
         out_channels: int | None = None,
         upsample: str = "transpose",
+        extra_convs: int = 0,
     ):
-        """`out_channels` overrides the image's channels (a feature map of that many at full size)."""
+        """`out_channels` overrides the image's channels (a feature map of that many at full size).
+        `extra_convs` 3x3 stride-1 convs (each with its batch norm and ReLU) follow the projection and
+        every upsampling but the last: depth at the same widths, as in SNGAN's conv nets."""
         super().__init__()
         channels, side, _ = check_image_shape(image_shape)
+        extra_convs = check_extra_convs(extra_convs)
         channels = out_channels or channels
         steps = num_doublings(side)
         start = base_side(side)
@@ -125,13 +135,22 @@ class ConvDecoder(nn.Module):
             nn.BatchNorm2d(top) if batch_norm else nn.Identity(),
             nn.ReLU(),
         )
-        blocks: list[nn.Module] = []
+
+        def same_size(channels: int) -> list[nn.Module]:
+            layers: list[nn.Module] = []
+            for _ in range(extra_convs):
+                norm = nn.BatchNorm2d(channels) if batch_norm else nn.Identity()
+                layers += [nn.Conv2d(channels, channels, 3, 1, 1, bias=not batch_norm), norm, nn.ReLU()]
+            return layers
+
+        blocks: list[nn.Module] = same_size(top)
         for step in range(steps - 1):
             fan_in = top // 2**step
             blocks += [
                 upsampling_conv(fan_in, fan_in // 2, upsample, bias=not batch_norm),
                 nn.BatchNorm2d(fan_in // 2) if batch_norm else nn.Identity(),
                 nn.ReLU(),
+                *same_size(fan_in // 2),
             ]
         blocks.append(upsampling_conv(width, channels, upsample))
         self.blocks = nn.Sequential(*blocks)
@@ -150,18 +169,28 @@ class ConvEncoder(nn.Module):
     singular value sigma(W) (Miyato et al. 2018, one power iteration per training forward), so
     each layer is 1-Lipschitz and the whole critic is too (LeakyReLU is 1-Lipschitz). Spectral
     norm is per-sample like "layer", so it goes with gradient penalties. The caller applies it
-    with `apply_spectral_norm` after initialising the weights."""
+    with `apply_spectral_norm` after initialising the weights. `extra_convs` 3x3 stride-1 convs
+    (each with its norm and activation) follow every downsampling conv, as in SNGAN's critic."""
 
-    def __init__(self, image_shape, out_features: int, width: int = 64, norm: str = "batch", activation=None):
+    def __init__(self, image_shape, out_features: int, width: int = 64, norm: str = "batch", activation=None, extra_convs: int = 0):
         super().__init__()
         channels, side, _ = check_image_shape(image_shape)
+        extra_convs = check_extra_convs(extra_convs)
         steps = num_doublings(side)
         end = base_side(side)
         activation = activation or (lambda: nn.LeakyReLU(0.2))
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), activation()]
+        bias = norm in ("none", "spectral")
+
+        def same_size(channels: int) -> list[nn.Module]:
+            layers: list[nn.Module] = []
+            for _ in range(extra_convs):
+                layers += [nn.Conv2d(channels, channels, 3, 1, 1, bias=bias), _norm2d(norm, channels), activation()]
+            return layers
+
+        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), activation(), *same_size(width)]
         fan_in = width
         for _ in range(steps - 1):
-            layers += [nn.Conv2d(fan_in, fan_in * 2, 4, 2, 1, bias=norm in ("none", "spectral")), _norm2d(norm, fan_in * 2), activation()]
+            layers += [nn.Conv2d(fan_in, fan_in * 2, 4, 2, 1, bias=bias), _norm2d(norm, fan_in * 2), activation(), *same_size(fan_in * 2)]
             fan_in *= 2
         layers += [Flatten(), nn.Linear(fan_in * end * end, out_features)]
         self.layers = nn.Sequential(*layers)

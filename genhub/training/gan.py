@@ -41,7 +41,7 @@ from torch import nn
 
 from genhub.images import to_signed_range
 from genhub.models.gan import GenGAN, critic_from_config
-from genhub.models.hub import MODEL_CLASSES, config_changes, load_model
+from genhub.models.hub import MODEL_CLASSES, config_changes, init_defaults, load_model
 from genhub.objectives import Objective, get_objective
 from genhub.runtime import atomic_write, save_image
 from genhub.training.augment import DiffAugment
@@ -374,7 +374,7 @@ def initialise_from(source, model: GenGAN, critic: nn.Module) -> str:
     checkpoint = path / CHECKPOINT_NAME if path.is_dir() and (path / CHECKPOINT_NAME).exists() else path
     if checkpoint.suffix == ".pt":
         state = read_checkpoint(checkpoint)
-        _same_networks(source, "generator", model._hub_mixin_config, state["model_config"])
+        _same_networks(source, "generator", model._hub_mixin_config, {**init_defaults(type(model)), **state["model_config"]})
         _same_networks(source, "critic", critic.config, state["critic_config"])
         try:
             model.load_state_dict(state["ema_generator"])
@@ -385,7 +385,7 @@ def initialise_from(source, model: GenGAN, critic: nn.Module) -> str:
     pretrained = load_model(str(source))
     if not isinstance(pretrained, GenGAN):
         raise ValueError(f"{source} is a {type(pretrained).__name__}, not a GAN generator")
-    _same_networks(source, "generator", model._hub_mixin_config, pretrained._hub_mixin_config)
+    _same_networks(source, "generator", model._hub_mixin_config, {**init_defaults(type(model)), **pretrained._hub_mixin_config})
     model.load_state_dict(pretrained.state_dict())
     return "generator (the critic starts fresh)"
 
