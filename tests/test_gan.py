@@ -299,8 +299,8 @@ def test_push_without_hub_fails_cleanly_after_saving(tmp_path, data_dir):
         (["--r1", "nan"], "--r1 must be a penalty weight >= 0"),
         (["--objective", "mmdgan", "--r1", "1"], "--r1 needs a score objective"),
         (["--upsample", "bilinear"], "invalid choice"),
-        (["--extra-convs", "9"], "--extra-convs must be from 0 to 8"),
-        (["--arch", "mlp", "--extra-convs", "1"], "--extra-convs applies to --arch conv only"),
+        (["--generator-extra-convs", "9"], "--generator-extra-convs must be from 0 to 8"),
+        (["--arch", "mlp", "--critic-extra-convs", "1"], "--critic-extra-convs applies to --arch conv only"),
         (["--critic-norm", "spectrum"], "invalid choice"),
     ],
 )

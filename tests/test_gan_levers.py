@@ -232,7 +232,7 @@ def test_train_gan_with_every_lever_writes_a_loadable_model_whose_card_names_the
     argv = ["--dataset", "mnist", "--limit", "128", "--width", "8", "--latent-dim", "16", "--batch-size", "32", "--epochs", "1"]
     argv += ["--objective", "hinge", "--critic-norm", "spectral", "--upsample", "nearest", "--r1", "0.5", "--lr", "4e-4"]
     argv += ["--generator-lr-scale", "0.25", "--augment", "translation", "--lr-schedule", "linear", "--top-k", "0.5"]
-    argv += ["--extra-convs", "1", "--out", str(out), "--no-progress", "--no-eval"]
+    argv += ["--generator-extra-convs", "1", "--critic-extra-convs", "2", "--out", str(out), "--no-progress", "--no-eval"]
     train_gan.main(argv)
     model = load_model(out / "model")
     assert type(model) is GenGAN and model.upsample == "nearest" and model.sample(4, seed=0).shape == (4, 1, 28, 28)
@@ -242,7 +242,7 @@ def test_train_gan_with_every_lever_writes_a_loadable_model_whose_card_names_the
     assert "lr 0.0001 (generator), 0.0004 (critic)" in card  # the initial rates
     assert "| learning-rate schedule | linear decay to 0 over the budget |" in card
     assert "| top-k generator updates | kept fraction 0.99^epoch, at least 0.5 (per process batch) |" in card
-    assert "| extra 3x3 convs per resolution (generator and critic) | 1 |" in card
+    assert "| extra 3x3 convs per resolution | generator 1, critic 2 |" in card
 
 
 # -- learning-rate schedules -------------------------------------------------------------------

@@ -290,11 +290,16 @@ def add_gan_arguments(parser: argparse.ArgumentParser) -> None:
         "upsampling + 3x3 conv, no checkerboard artefacts)",
     )
     gan.add_argument(
-        "--extra-convs",
+        "--generator-extra-convs",
         type=int,
         default=0,
-        help="conv nets: 3x3 stride-1 convs added at each resolution of the generator and the critic (depth at the same "
-        "widths, as in SNGAN's conv nets; default 0)",
+        help="conv generator: 3x3 stride-1 convs added at each resolution but the last (depth at the same widths; default 0)",
+    )
+    gan.add_argument(
+        "--critic-extra-convs",
+        type=int,
+        default=0,
+        help="conv critic: 3x3 stride-1 convs added after each downsampling (depth at the same widths, as in SNGAN's critic; default 0)",
     )
     gan.add_argument("--image-size", type=int, default=None, help="resize images (default: the dataset's size)")
     gan.add_argument("--channels", type=int, choices=[1, 3], default=None)
@@ -354,11 +359,12 @@ def check_gan_arguments(parser: argparse.ArgumentParser, args: argparse.Namespac
         parser.error("--hidden sizes must be positive")
     if args.latent_dim > 4096:
         parser.error(f"--latent-dim {args.latent_dim} is too large (at most 4096)")
-    extra_convs = getattr(args, "extra_convs", 0)
-    if not 0 <= extra_convs <= 8:
-        parser.error(f"--extra-convs must be from 0 to 8, got {extra_convs}")
-    if extra_convs and args.arch != "conv":
-        parser.error(f"--extra-convs applies to --arch conv only, not {args.arch!r}")
+    for flag in ("generator_extra_convs", "critic_extra_convs"):
+        extra_convs, name = getattr(args, flag, 0), "--" + flag.replace("_", "-")
+        if not 0 <= extra_convs <= 8:
+            parser.error(f"{name} must be from 0 to 8, got {extra_convs}")
+        if extra_convs and args.arch != "conv":
+            parser.error(f"{name} applies to --arch conv only, not {args.arch!r}")
     if not 0 <= args.ema_decay < 1:
         parser.error("--ema-decay must be in [0, 1)")
     if not 0 < args.top_k <= 1 or not 0 < args.top_k_decay <= 1:

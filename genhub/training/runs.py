@@ -451,7 +451,7 @@ def build_gan(args, image_shape, generator: GenGAN | None = None) -> tuple[GenGA
         hidden_dims=tuple(args.hidden),
         objective=args.objective,
         upsample=getattr(args, "upsample", "transpose"),
-        extra_convs=getattr(args, "extra_convs", 0),
+        extra_convs=getattr(args, "generator_extra_convs", 0),
     )
     critic = build_critic(
         get_objective(args.objective),
@@ -460,7 +460,7 @@ def build_gan(args, image_shape, generator: GenGAN | None = None) -> tuple[GenGA
         width=args.width,
         hidden_dims=tuple(args.hidden),
         norm=None if args.critic_norm == "auto" else args.critic_norm,
-        extra_convs=getattr(args, "extra_convs", 0),
+        extra_convs=getattr(args, "critic_extra_convs", 0),
     )
     return model, critic
 
@@ -606,7 +606,7 @@ def gan_card(args, trainer: GANTrainer, num_train: int, device) -> dict:
             ),
             **({"initialised from": portable(str(args.init_from), root=CHECKOUT)} if getattr(args, "init_from", None) else {}),
             "generator upsampling": getattr(trainer.model, "upsample", "transpose"),
-            "extra 3x3 convs per resolution (generator and critic)": getattr(trainer.model, "extra_convs", 0),
+            "extra 3x3 convs per resolution": extra_convs_row(trainer),
             "EMA decay (sampling weights)": settings.ema_decay,
             "precision": "bf16 autocast" if trainer.use_autocast else "fp32",
             **_holdout_row(args),
@@ -618,6 +618,11 @@ def gan_card(args, trainer: GANTrainer, num_train: int, device) -> dict:
         "metrics": {f"final {k.replace('_', ' ')}": f"{v:.4f}" for k, v in last.items()},
         "metrics_note": "Losses of the last logged step; GAN losses do not measure sample quality. Look at the samples.",
     }
+
+
+def extra_convs_row(trainer) -> str:
+    critic_config = getattr(trainer.critic, "config", {})
+    return f"generator {getattr(trainer.model, 'extra_convs', 0)}, critic {critic_config.get('extra_convs', 0)}"
 
 
 def namespace(**fields) -> argparse.Namespace:
