@@ -94,6 +94,14 @@ def build_generator(
     return nn.Sequential(body, nn.Unflatten(1, image_shape), nn.Tanh())
 
 
+def _critic_shape(image_shape, architecture: str, width: int, hidden_dims, norm: str):
+    """A critic's checked image shape, canonical architecture name and hidden sizes (both critic kinds)."""
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    architecture = canonical_architecture(architecture)
+    return check_image_shape(image_shape), architecture, _check_architecture(architecture, width, hidden_dims)
+
+
 def _no_extra_convs(extra_convs) -> None:
     if extra_convs:
         raise ValueError(f"extra_convs applies to the 'conv' architecture only, got {extra_convs!r} with 'mlp'")
@@ -122,13 +130,9 @@ class Critic(nn.Module):
         extra_convs: int = 0,
     ):
         super().__init__()
-        self.image_shape = check_image_shape(image_shape)
-        architecture = canonical_architecture(architecture)
-        hidden = _check_architecture(architecture, width, hidden_dims)
+        self.image_shape, architecture, hidden = _critic_shape(image_shape, architecture, width, hidden_dims, norm)
         if isinstance(out_features, bool) or int(out_features) < 1:
             raise ValueError(f"out_features must be a positive integer, got {out_features}")
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.out_features = int(out_features)
         self.config = {
             "image_shape": list(self.image_shape),
@@ -175,13 +179,9 @@ class AutoencoderCritic(nn.Module):
         extra_convs: int = 0,
     ):
         super().__init__()
-        self.image_shape = check_image_shape(image_shape)
-        architecture = canonical_architecture(architecture)
-        hidden = _check_architecture(architecture, width, hidden_dims)
+        self.image_shape, architecture, hidden = _critic_shape(image_shape, architecture, width, hidden_dims, norm)
         if isinstance(code_dim, bool) or int(code_dim) < 1:
             raise ValueError(f"code_dim must be a positive integer, got {code_dim}")
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         code_dim = int(code_dim)
         self.config = {
             "class": "AutoencoderCritic",
