@@ -119,7 +119,7 @@ def test_extra_convs_round_trip_resume_and_clear_errors(tmp_path):
     model.eval(), loaded.eval()
     z = model.sample_latent(3, seed=2)
     assert torch.equal(model(z), loaded(z))
-    assert load_model(REPO / "weights" / "dcgan-mnist").extra_convs == 0  # saved before the field existed
+    assert load_model(REPO / "weights" / "wgan-gp-mnist").extra_convs == 0  # saved before the field existed
     critic = build_critic("dcgan", (1, 28, 28), width=4, norm="spectral", extra_convs=1)
     trainer = GANTrainer(model, critic, "dcgan", out=tmp_path / "run", settings=TrainSettings(batch_size=16, grid_size=4, progress=False))
     trainer.fit(toy_images(32), epochs=1)
