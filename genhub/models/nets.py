@@ -40,6 +40,17 @@ def check_extra_convs(extra_convs) -> int:
     return extra_convs
 
 
+def same_size_convs(channels: int, count: int, norm, activation) -> list[nn.Module]:
+    """`count` times: a 3x3 stride-1 conv keeping side and channels, `norm(channels)`, `activation()`.
+    The conv has a bias only where the norm is an identity (a norm's shift would cancel it)."""
+    layers: list[nn.Module] = []
+    for _ in range(count):
+        normalise = norm(channels)
+        bias = isinstance(normalise, nn.Identity)
+        layers += [nn.Conv2d(channels, channels, 3, 1, 1, bias=bias), normalise, activation()]
+    return layers
+
+
 def mlp(sizes: list[int], activation=nn.SiLU, norm: bool = False) -> nn.Sequential:
     """Linear layers of the given sizes with an activation between them (none after the last)."""
     layers: list[nn.Module] = []
@@ -137,11 +148,7 @@ class ConvDecoder(nn.Module):
         )
 
         def same_size(channels: int) -> list[nn.Module]:
-            layers: list[nn.Module] = []
-            for _ in range(extra_convs):
-                norm = nn.BatchNorm2d(channels) if batch_norm else nn.Identity()
-                layers += [nn.Conv2d(channels, channels, 3, 1, 1, bias=not batch_norm), norm, nn.ReLU()]
-            return layers
+            return same_size_convs(channels, extra_convs, lambda c: nn.BatchNorm2d(c) if batch_norm else nn.Identity(), nn.ReLU)
 
         blocks: list[nn.Module] = same_size(top)
         for step in range(steps - 1):
@@ -182,10 +189,7 @@ class ConvEncoder(nn.Module):
         bias = norm in ("none", "spectral")
 
         def same_size(channels: int) -> list[nn.Module]:
-            layers: list[nn.Module] = []
-            for _ in range(extra_convs):
-                layers += [nn.Conv2d(channels, channels, 3, 1, 1, bias=bias), _norm2d(norm, channels), activation()]
-            return layers
+            return same_size_convs(channels, extra_convs, lambda c: _norm2d(norm, c), activation)
 
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), activation(), *same_size(width)]
         fan_in = width
