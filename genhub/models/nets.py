@@ -34,9 +34,12 @@ def check_image_shape(image_shape) -> tuple[int, int, int]:
     return shape
 
 
+MAX_EXTRA_CONVS = 8
+
+
 def check_extra_convs(extra_convs) -> int:
-    if isinstance(extra_convs, bool) or not isinstance(extra_convs, int) or not 0 <= extra_convs <= 8:
-        raise ValueError(f"extra_convs must be an integer from 0 to 8, got {extra_convs!r}")
+    if isinstance(extra_convs, bool) or not isinstance(extra_convs, int) or not 0 <= extra_convs <= MAX_EXTRA_CONVS:
+        raise ValueError(f"extra_convs must be an integer from 0 to {MAX_EXTRA_CONVS}, got {extra_convs!r}")
     return extra_convs
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from genhub.models.gan import ARCHITECTURES
 from genhub.models.hub import GenModel, PushError, push_folder
-from genhub.models.nets import UPSAMPLES
+from genhub.models.nets import MAX_EXTRA_CONVS, UPSAMPLES, check_extra_convs
 from genhub.objectives import OBJECTIVES, get_objective
 from genhub.runtime import pick_device
 from genhub.training.base import PRECISIONS, SCHEDULES
@@ -361,8 +361,10 @@ def check_gan_arguments(parser: argparse.ArgumentParser, args: argparse.Namespac
         parser.error(f"--latent-dim {args.latent_dim} is too large (at most 4096)")
     for flag in ("generator_extra_convs", "critic_extra_convs"):
         extra_convs, name = getattr(args, flag, 0), "--" + flag.replace("_", "-")
-        if not 0 <= extra_convs <= 8:
-            parser.error(f"{name} must be from 0 to 8, got {extra_convs}")
+        try:
+            check_extra_convs(extra_convs)
+        except ValueError:
+            parser.error(f"{name} must be from 0 to {MAX_EXTRA_CONVS}, got {extra_convs}")
         if extra_convs and args.arch != "conv":
             parser.error(f"{name} applies to --arch conv only, not {args.arch!r}")
     if not 0 <= args.ema_decay < 1:

@@ -372,9 +372,10 @@ def initialise_from(source, model: GenGAN, critic: nn.Module) -> str:
     a mismatch names the differing config fields and the source. Returns what was loaded."""
     path = Path(source)
     checkpoint = path / CHECKPOINT_NAME if path.is_dir() and (path / CHECKPOINT_NAME).exists() else path
+    defaults = init_defaults(type(model))  # a config saved before a field existed stands for its default
     if checkpoint.suffix == ".pt":
         state = read_checkpoint(checkpoint)
-        _same_networks(source, "generator", model._hub_mixin_config, {**init_defaults(type(model)), **state["model_config"]})
+        _same_networks(source, "generator", model._hub_mixin_config, {**defaults, **state["model_config"]})
         _same_networks(source, "critic", critic.config, state["critic_config"])
         try:
             model.load_state_dict(state["ema_generator"])
@@ -385,7 +386,7 @@ def initialise_from(source, model: GenGAN, critic: nn.Module) -> str:
     pretrained = load_model(str(source))
     if not isinstance(pretrained, GenGAN):
         raise ValueError(f"{source} is a {type(pretrained).__name__}, not a GAN generator")
-    _same_networks(source, "generator", model._hub_mixin_config, {**init_defaults(type(model)), **pretrained._hub_mixin_config})
+    _same_networks(source, "generator", model._hub_mixin_config, {**defaults, **pretrained._hub_mixin_config})
     model.load_state_dict(pretrained.state_dict())
     return "generator (the critic starts fresh)"
 

@@ -621,8 +621,7 @@ def gan_card(args, trainer: GANTrainer, num_train: int, device) -> dict:
 
 
 def extra_convs_row(trainer) -> str:
-    critic_config = getattr(trainer.critic, "config", {})
-    return f"generator {getattr(trainer.model, 'extra_convs', 0)}, critic {critic_config.get('extra_convs', 0)}"
+    return f"generator {trainer.model.extra_convs}, critic {trainer.critic.config.get('extra_convs', 0)}"
 
 
 def namespace(**fields) -> argparse.Namespace:
